@@ -1,0 +1,1 @@
+//! Disruption analysis (being written).
