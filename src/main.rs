@@ -1,1 +1,54 @@
-fn main() {}
+//! `ecmpd`: a userspace ECMP router and data-plane emulator that measures how
+//! many live connections break when the nexthops behind a service IP change.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+mod cli;
+mod compare;
+
+/// ecmpd — what happens to live connections when the nexthops behind a
+/// load-balanced service IP change.
+///
+/// Routers spread connections to a service IP over many nexthops (Kubernetes
+/// nodes announcing it over BGP) by hashing packet fields. When a node leaves
+/// or joins, most routers rehash and break most live connections; resilient
+/// hashing breaks only those that must break. ecmpd measures this.
+///
+/// Logging goes to stderr and is controlled by RUST_LOG (for example
+/// RUST_LOG=debug or RUST_LOG=hashing=trace).
+#[derive(Parser, Debug)]
+#[command(name = "ecmpd", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Compare(cli::CompareArgs),
+    Hash(cli::HashArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Compare(args) => cli::compare(args),
+        Command::Hash(args) => cli::hash(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ecmpd: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
