@@ -18,10 +18,10 @@ use serde::Serialize;
 use crate::compare::{self, report, Matrix};
 
 /// Parse a comma-separated list; `all` stands for every value where given.
-fn list<T: FromStr>(s: &str, all: Option<&[T]>) -> Result<Vec<T>, String>
+fn list<T>(s: &str, all: Option<&[T]>) -> Result<Vec<T>, String>
 where
+    T: FromStr + Clone,
     T::Err: std::fmt::Display,
-    T: Clone,
 {
     if let (Some(all), "all") = (all, s.trim()) {
         return Ok(all.to_vec());
