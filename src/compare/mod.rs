@@ -144,7 +144,26 @@ pub struct Results {
     pub symmetric: bool,
     pub traffic: Vec<TrafficSummary>,
     pub records: Vec<Record>,
+    /// Every hash function on every traffic model and field selection.
+    pub hash_quality: Vec<HashQuality>,
     pub elapsed_s: f64,
+}
+
+/// How evenly one hash function spreads one traffic model's flows, whatever
+/// the algorithm: flow counts (not bytes, so heavy hitters do not mask the
+/// hash) over N members, read through the low bits (`hash % N`, as modulo,
+/// resilient buckets and Maglev read them) and the high bits (as
+/// hash-threshold reads them).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct HashQuality {
+    pub hash: String,
+    pub traffic: String,
+    pub fields: String,
+    pub members: usize,
+    /// Distinct hash values among the flows.
+    pub distinct_hashes: usize,
+    pub low_bits_max_over_mean: f64,
+    pub high_bits_max_over_mean: f64,
 }
 
 /// What each traffic model looked like.
@@ -225,6 +244,7 @@ pub fn run(matrix: &Matrix, progress: bool) -> Result<Results, CompareError> {
         })
         .collect::<Result<Vec<Traffic>, _>>()?;
     let summaries = populations.iter().map(summarise).collect();
+    let hash_quality = hash_quality(matrix, &populations);
 
     let mut inputs = Vec::new();
     for population in &populations {
@@ -303,6 +323,7 @@ pub fn run(matrix: &Matrix, progress: bool) -> Result<Results, CompareError> {
         symmetric: matrix.symmetric,
         traffic: summaries,
         records,
+        hash_quality,
         elapsed_s: started.elapsed().as_secs_f64(),
     })
 }
@@ -404,6 +425,56 @@ fn measure_costs(matrix: &Matrix, hashes: &[u32]) -> Result<Costs, CompareError>
         }
     }
     Ok(Costs { entries })
+}
+
+/// Busiest bin over the mean bin when `hashes` are binned by `bin`.
+fn max_over_mean(hashes: &[u32], n: usize, bin: impl Fn(u32) -> usize) -> f64 {
+    let mut counts = vec![0u64; n];
+    for &h in hashes {
+        counts[bin(h)] += 1;
+    }
+    let mean = hashes.len() as f64 / n as f64;
+    counts.iter().copied().max().unwrap_or(0) as f64 / mean
+}
+
+fn hash_quality(matrix: &Matrix, populations: &[Traffic]) -> Vec<HashQuality> {
+    let mut jobs = Vec::new();
+    for p in populations {
+        for &fields in &matrix.fields {
+            for function in HashFunction::ALL {
+                jobs.push((p, fields, function));
+            }
+        }
+    }
+    jobs.par_iter()
+        .flat_map_iter(|&(p, fields, function)| {
+            let hasher = FlowHasher::new(
+                function,
+                FieldSelection::new(fields).symmetric(matrix.symmetric),
+                matrix.seed,
+            );
+            let hashes: Vec<u32> = p.flows.iter().map(|f| hasher.hash(&f.key)).collect();
+            let mut distinct = hashes.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let distinct = distinct.len();
+            matrix
+                .members
+                .iter()
+                .map(move |&n| HashQuality {
+                    hash: function.name().to_string(),
+                    traffic: p.name.clone(),
+                    fields: fields.to_string(),
+                    members: n,
+                    distinct_hashes: distinct,
+                    low_bits_max_over_mean: max_over_mean(&hashes, n, |h| h as usize % n),
+                    high_bits_max_over_mean: max_over_mean(&hashes, n, |h| {
+                        ((u64::from(h) * n as u64) >> 32) as usize
+                    }),
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 fn summarise(p: &Traffic) -> TrafficSummary {

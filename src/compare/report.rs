@@ -290,6 +290,9 @@ pub fn verdict(results: &Results, reference: &Reference) -> Verdict {
     if let Some(s) = hot_spot_sentence(results, pick.as_deref()) {
         sentences.push(s);
     }
+    if let Some(s) = hash_sentence(results, reference) {
+        sentences.push(s);
+    }
     Verdict { pick, sentences }
 }
 
@@ -314,6 +317,181 @@ fn hot_spot_sentence(results: &Results, algorithm: Option<&str>) -> Option<Strin
         "Hash on the 5-tuple: on {} traffic ({} distinct sources) with {} members, {} hashing loads the busiest node at {:.2}x its fair share, against {:.2}x with l4.",
         traffic.name, traffic.distinct_sources, l3.members, l3.fields, l3.balance_max_over_mean, l4.balance_max_over_mean
     ))
+}
+
+/// The busiest of `n` bins over the mean when `flows` land uniformly at
+/// random: about 1 + sqrt(2 ln n x n / flows) (the expected maximum of n
+/// near-normal counts). A hash can do no better on average.
+pub fn random_floor(n: usize, flows: usize) -> f64 {
+    if n < 2 || flows == 0 {
+        return 1.0;
+    }
+    let n_f = n as f64;
+    1.0 + (2.0 * n_f.ln() * n_f / flows as f64).sqrt()
+}
+
+/// The largest group size among the hash-quality figures.
+fn largest_quality_size(results: &Results) -> Option<usize> {
+    results.hash_quality.iter().map(|q| q.members).max()
+}
+
+/// Whether the hash function matters on the reference fields.
+fn hash_sentence(results: &Results, reference: &Reference) -> Option<String> {
+    let n = largest_quality_size(results)?;
+    let floor = random_floor(n, results.flows);
+    let mut worst: Vec<(String, f64, String)> = Vec::new();
+    for q in results
+        .hash_quality
+        .iter()
+        .filter(|q| q.members == n && q.fields == reference.fields)
+    {
+        let w = q.low_bits_max_over_mean.max(q.high_bits_max_over_mean);
+        match worst.iter_mut().find(|e| e.0 == q.hash) {
+            Some(e) if e.1 < w => {
+                e.1 = w;
+                e.2 = q.traffic.clone();
+            }
+            Some(_) => {}
+            None => worst.push((q.hash.clone(), w, q.traffic.clone())),
+        }
+    }
+    if worst.is_empty() {
+        return None;
+    }
+    let bad: Vec<String> = worst
+        .iter()
+        .filter(|e| e.1 > floor + 0.05)
+        .map(|e| format!("{} ({:.2}x on {})", e.0, e.1, e.2))
+        .collect();
+    let best = worst.iter().map(|e| e.1).fold(f64::INFINITY, f64::min);
+    Some(if bad.is_empty() {
+        format!(
+            "The hash function matters less than the fields: on {} fields every function compared spreads flows over {n} members about as evenly as chance allows (busiest node at most {:.2}x the mean; chance gives about {:.2}x).",
+            reference.fields,
+            worst.iter().map(|e| e.1).fold(0.0, f64::max),
+            floor
+        )
+    } else {
+        format!(
+            "On {} fields some hash functions spread flows over {n} members worse than chance ({:.2}x): {}; the best reaches {:.2}x.",
+            reference.fields,
+            floor,
+            bad.join(", "),
+            best
+        )
+    })
+}
+
+fn hash_table_html(results: &Results) -> String {
+    let Some(n) = largest_quality_size(results) else {
+        return String::new();
+    };
+    let mut combos: Vec<(String, String)> = Vec::new();
+    for q in &results.hash_quality {
+        let c = (q.traffic.clone(), q.fields.clone());
+        if !combos.contains(&c) {
+            combos.push(c);
+        }
+    }
+    let floor = random_floor(n, results.flows);
+    let mut h = format!(
+        "<table><thead><tr><th>hash function</th>{}</tr></thead><tbody>",
+        combos
+            .iter()
+            .map(|(t, f)| format!("<th>{} {}</th>", esc(t), esc(f)))
+            .collect::<String>()
+    );
+    let mut functions: Vec<&str> = Vec::new();
+    for q in &results.hash_quality {
+        if !functions.contains(&q.hash.as_str()) {
+            functions.push(&q.hash);
+        }
+    }
+    for f in functions {
+        let _ = write!(h, "<tr><td>{}</td>", esc(f));
+        for (t, fl) in &combos {
+            let cell = results
+                .hash_quality
+                .iter()
+                .find(|q| q.hash == f && &q.traffic == t && &q.fields == fl && q.members == n);
+            match cell {
+                Some(q) => {
+                    let hot =
+                        q.low_bits_max_over_mean.max(q.high_bits_max_over_mean) > floor + 0.05;
+                    let style = if hot {
+                        " style=\"background:#fdecea\""
+                    } else {
+                        ""
+                    };
+                    let _ = write!(
+                        h,
+                        "<td{style} title=\"{} distinct hashes\">{:.2} / {:.2}</td>",
+                        q.distinct_hashes, q.low_bits_max_over_mean, q.high_bits_max_over_mean
+                    );
+                }
+                None => h.push_str("<td>—</td>"),
+            }
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</tbody></table>");
+    let _ = write!(
+        h,
+        "<p>Busiest of {n} members' flow count over the mean, read through the low bits (hash mod N: modulo, resilient buckets, Maglev) / the high bits (hash-threshold). Chance alone gives about {floor:.2} with {} flows; red cells are more than 0.05 above it. Flows are counted, not bytes, so heavy hitters do not hide the hash. Hover a cell for the number of distinct hash values: with few distinct inputs (CGNAT under 3-tuple hashing) no function can spread the load.</p>",
+        results.flows
+    );
+    h
+}
+
+fn hash_table_md(results: &Results) -> String {
+    let Some(n) = largest_quality_size(results) else {
+        return String::new();
+    };
+    let mut combos: Vec<(String, String)> = Vec::new();
+    let mut functions: Vec<String> = Vec::new();
+    for q in &results.hash_quality {
+        let c = (q.traffic.clone(), q.fields.clone());
+        if !combos.contains(&c) {
+            combos.push(c);
+        }
+        if !functions.contains(&q.hash) {
+            functions.push(q.hash.clone());
+        }
+    }
+    let mut m = format!(
+        "\n## Hash functions: busiest of {n} members over the mean (low bits / high bits)\n\nChance alone gives about {:.2} with {} flows.\n\n| hash |",
+        random_floor(n, results.flows),
+        results.flows
+    );
+    for (t, f) in &combos {
+        let _ = write!(m, " {t} {f} |");
+    }
+    m.push_str("\n|---|");
+    for _ in &combos {
+        m.push_str("---:|");
+    }
+    m.push('\n');
+    for f in &functions {
+        let _ = write!(m, "| {f} |");
+        for (t, fl) in &combos {
+            match results
+                .hash_quality
+                .iter()
+                .find(|q| &q.hash == f && &q.traffic == t && &q.fields == fl && q.members == n)
+            {
+                Some(q) => {
+                    let _ = write!(
+                        m,
+                        " {:.2} / {:.2} |",
+                        q.low_bits_max_over_mean, q.high_bits_max_over_mean
+                    );
+                }
+                None => m.push_str(" — |"),
+            }
+        }
+        m.push('\n');
+    }
+    m
 }
 
 /// Build one line per algorithm from the reference slice.
@@ -665,6 +843,10 @@ fn html(results: &Results, reference: Option<&Reference>) -> String {
             esc(&f.caption)
         );
     }
+    if !results.hash_quality.is_empty() {
+        h.push_str("<h2>Hash functions</h2>");
+        h.push_str(&hash_table_html(results));
+    }
     h.push_str("<h2>Traffic models</h2><table><thead><tr><th>traffic</th><th>flows</th><th>distinct sources</th><th>bytes in top 1% of flows</th></tr></thead><tbody>");
     for t in &results.traffic {
         let _ = write!(
@@ -779,6 +961,7 @@ fn markdown(results: &Results, reference: Option<&Reference>) -> String {
         }
         m.push('\n');
     }
+    m.push_str(&hash_table_md(results));
     m.push_str("\nCharts: open `index.html`. Every figure: `results.csv`, `results.json`.\n");
     m
 }
