@@ -194,10 +194,12 @@ pub struct SelectorParams {
     pub resilient: ResilientParams,
     /// Maglev lookup-table size; must be prime (default 65537).
     pub maglev_table_size: u32,
-    /// Ring points per unit of weight (default 160, as ketama).
+    /// Ring points per unit of weight (default 160, as ketama); at least 1,
+    /// and `ring_vnodes x total weight` at most 2^22.
     pub ring_vnodes: u32,
-    /// Initial capacity of DxHash's and AnchorHash's bucket arrays; 0 picks
-    /// the smallest power of two >= 2 x members (grown as members join).
+    /// Initial capacity of DxHash's and AnchorHash's bucket arrays, rounded
+    /// up to a power of two (at most 2^20); 0 picks the smallest power of two
+    /// >= 2 x members. The array doubles when a member joins a full one.
     pub capacity: u32,
     /// Seed mixed into member placement (Maglev, rendezvous, ring, DxHash,
     /// AnchorHash), so two routers can place members differently.
