@@ -389,9 +389,14 @@ mod tests {
     fn fields_parse_from_names_masks_and_linux_values() {
         assert_eq!("l4".parse::<HashFields>().unwrap(), HashFields::L4);
         assert_eq!("3-tuple".parse::<HashFields>().unwrap(), HashFields::L3Proto);
+        // Linux's 0x37 is the 5-tuple; 0x3f adds the flow label.
         assert_eq!(
             "0x37".parse::<HashFields>().unwrap().mask(false),
-            HashFields::L4.mask(false) | FieldMask::FLOW_LABEL
+            HashFields::L4.mask(false)
+        );
+        assert_eq!(
+            "0x3f".parse::<HashFields>().unwrap().mask(true),
+            HashFields::L4.mask(true) | FieldMask::FLOW_LABEL
         );
         assert_eq!(
             "src-ip+dst-port".parse::<HashFields>().unwrap(),

@@ -41,7 +41,7 @@ pub enum HashFunction {
     /// SipHash-2-4 over the consistently ordered (sorted) keys, as Linux's
     /// `flow_hash_from_keys` does; always symmetric.
     SipHash,
-    /// XXH3-64 folded to 32 bits: ecmpd's fast default. Chosen over ahash
+    /// XXH3-64, low 32 bits: ecmpd's fast default. Chosen over ahash
     /// because its output is specified and identical on every machine and
     /// version (ahash's is not), so reports are reproducible from a seed.
     Xxh3,
@@ -164,7 +164,13 @@ impl FlowHasher {
             HashFunction::Crc16Ccitt | HashFunction::Crc16Bisync => {
                 State::Crc16(crc::crc16_init(function, seed))
             }
-            HashFunction::Jhash => State::Jhash(seed as u32 ^ (seed >> 32) as u32),
+            // Seed 0 is Linux's initval 0; other seeds are spread so that no
+            // two seeds share an initval by construction.
+            HashFunction::Jhash => State::Jhash(if seed == 0 {
+                0
+            } else {
+                siphash::splitmix64(&mut seed.clone()) as u32
+            }),
             HashFunction::SipHash => {
                 selection.symmetric = true;
                 State::SipHash(siphash::LinuxSipHash::new(seed))
@@ -225,10 +231,9 @@ impl FlowHasher {
             State::Crc16(init) => u32::from(crc::crc16(self.function, *init, bytes)),
             State::Jhash(initval) => jhash::jhash(bytes, *initval),
             State::SipHash(s) => s.hash(bytes),
-            State::Xxh3(seed) => {
-                let h = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, *seed);
-                (h ^ (h >> 32)) as u32
-            }
+            // The low half: XXH3's final xorshift already folded the high
+            // half in, and folding again (h ^ h >> 32) would undo it.
+            State::Xxh3(seed) => xxhash_rust::xxh3::xxh3_64_with_seed(bytes, *seed) as u32,
         }
     }
 }
