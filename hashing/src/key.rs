@@ -181,7 +181,9 @@ impl FromStr for HashFields {
     /// hex (`0x37`) or decimal, or field names joined by `+`, optionally after
     /// `custom:`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseFieldsError { given: s.to_string() };
+        let err = || ParseFieldsError {
+            given: s.to_string(),
+        };
         let t = s.trim().to_ascii_lowercase();
         match t.as_str() {
             "l3" | "2-tuple" => return Ok(HashFields::L3),
@@ -380,15 +382,24 @@ mod tests {
     fn symmetric_selection_hashes_both_directions_alike() {
         let key = FlowKey::tcp(v4("192.0.2.9"), 40000, v4("198.51.100.1"), 443);
         let sym = FieldSelection::new(HashFields::L4).symmetric(true);
-        assert_eq!(sym.input(&key).as_bytes(), sym.input(&key.reversed()).as_bytes());
+        assert_eq!(
+            sym.input(&key).as_bytes(),
+            sym.input(&key.reversed()).as_bytes()
+        );
         let asym = FieldSelection::new(HashFields::L4);
-        assert_ne!(asym.input(&key).as_bytes(), asym.input(&key.reversed()).as_bytes());
+        assert_ne!(
+            asym.input(&key).as_bytes(),
+            asym.input(&key.reversed()).as_bytes()
+        );
     }
 
     #[test]
     fn fields_parse_from_names_masks_and_linux_values() {
         assert_eq!("l4".parse::<HashFields>().unwrap(), HashFields::L4);
-        assert_eq!("3-tuple".parse::<HashFields>().unwrap(), HashFields::L3Proto);
+        assert_eq!(
+            "3-tuple".parse::<HashFields>().unwrap(),
+            HashFields::L3Proto
+        );
         // Linux's 0x37 is the 5-tuple; 0x3f adds the flow label.
         assert_eq!(
             "0x37".parse::<HashFields>().unwrap().mask(false),
@@ -404,6 +415,9 @@ mod tests {
         );
         assert!("src-ip+bogus".parse::<HashFields>().is_err());
         assert!("0x0".parse::<HashFields>().is_err());
-        assert!("0x40".parse::<HashFields>().is_err(), "inner-header bits are not supported");
+        assert!(
+            "0x40".parse::<HashFields>().is_err(),
+            "inner-header bits are not supported"
+        );
     }
 }

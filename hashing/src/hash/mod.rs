@@ -155,9 +155,9 @@ impl FlowHasher {
     /// `selection.symmetric`.
     pub fn new(function: HashFunction, mut selection: FieldSelection, seed: u64) -> Self {
         let state = match function {
-            HashFunction::Toeplitz => {
-                State::Toeplitz(Box::new(toeplitz::Toeplitz::new(&toeplitz::key_for_seed(seed))))
-            }
+            HashFunction::Toeplitz => State::Toeplitz(Box::new(toeplitz::Toeplitz::new(
+                &toeplitz::key_for_seed(seed),
+            ))),
             HashFunction::Crc32 | HashFunction::Crc32Hi16 | HashFunction::Crc32Lo16 => {
                 State::Crc32(crc::crc32_init(seed))
             }

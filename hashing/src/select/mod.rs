@@ -25,10 +25,10 @@ mod threshold;
 pub use anchor::AnchorHash;
 pub use dxhash::DxHash;
 pub use jump::JumpHash;
-pub use maglev::Maglev;
+pub use maglev::{Maglev, MAX_TABLE_SIZE};
 pub use modulo::ModuloN;
 pub use rendezvous::Rendezvous;
-pub use resilient::Resilient;
+pub use resilient::{Resilient, MAX_BUCKETS};
 pub use ring::Ring;
 pub use threshold::HashThreshold;
 
@@ -119,7 +119,9 @@ impl Algorithm {
         match self {
             Algorithm::ModuloN => "hash mod N over the member list; weights by replication",
             Algorithm::HashThreshold => "RFC 2992 contiguous hash ranges (Linux multipath)",
-            Algorithm::Resilient => "Linux resilient group: fixed buckets, only idle or orphaned buckets move",
+            Algorithm::Resilient => {
+                "Linux resilient group: fixed buckets, only idle or orphaned buckets move"
+            }
             Algorithm::Maglev => "Maglev permutation table of prime size",
             Algorithm::Rendezvous => "highest random weight over all members (O(N) per lookup)",
             Algorithm::Jump => "jump consistent hash over slots, with an indirection for removal",
