@@ -169,6 +169,9 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     matrix.params.ring_vnodes = args.ring_vnodes;
 
     compare::prepare_output(&args.out)?;
+    for w in matrix.warnings() {
+        eprintln!("ecmpd: warning: {w}");
+    }
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let results = compare::run(&matrix, progress)?;
     let written = report::write(&results, &args.out)?;

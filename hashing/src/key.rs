@@ -245,6 +245,31 @@ impl FieldSelection {
     /// `__flow_hash_consistentify` orders them.
     #[inline]
     pub fn input(&self, key: &FlowKey) -> HashInput {
+        // The common case, a 5-tuple, as straight-line stores at fixed
+        // offsets: a third to a half of the cost of the general walk below
+        // (benches/hashing.rs, field_selection_input).
+        if self.fields == HashFields::L4 {
+            let (mut src, mut dst, mut sport, mut dport) =
+                (key.src, key.dst, key.src_port, key.dst_port);
+            if self.symmetric && (dst, dport) < (src, sport) {
+                std::mem::swap(&mut src, &mut dst);
+                std::mem::swap(&mut sport, &mut dport);
+            }
+            match (src, dst) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => {
+                    return five_tuple::<4>(&s.octets(), &d.octets(), sport, dport, key.proto)
+                }
+                (IpAddr::V6(s), IpAddr::V6(d)) => {
+                    return five_tuple::<16>(&s.octets(), &d.octets(), sport, dport, key.proto)
+                }
+                _ => {}
+            }
+        }
+        self.input_general(key)
+    }
+
+    /// Any field selection, symmetric or not, mixed families.
+    fn input_general(&self, key: &FlowKey) -> HashInput {
         let ipv6 = key.src.is_ipv6() || key.dst.is_ipv6();
         let mask = self.fields.mask(ipv6);
         let (mut src, mut dst, mut sport, mut dport) =
@@ -276,6 +301,27 @@ impl FieldSelection {
             input.push(&key.ingress_port.to_be_bytes());
         }
         input
+    }
+}
+
+/// A 5-tuple serialised with every offset known at compile time.
+#[inline(always)]
+fn five_tuple<const A: usize>(
+    src: &[u8; A],
+    dst: &[u8; A],
+    sport: u16,
+    dport: u16,
+    proto: u8,
+) -> HashInput {
+    let mut buf = [0u8; HashInput::CAPACITY];
+    buf[..A].copy_from_slice(src);
+    buf[A..2 * A].copy_from_slice(dst);
+    buf[2 * A..2 * A + 2].copy_from_slice(&sport.to_be_bytes());
+    buf[2 * A + 2..2 * A + 4].copy_from_slice(&dport.to_be_bytes());
+    buf[2 * A + 4] = proto;
+    HashInput {
+        buf,
+        len: (2 * A + 5) as u8,
     }
 }
 
@@ -391,6 +437,29 @@ mod tests {
             asym.input(&key).as_bytes(),
             asym.input(&key.reversed()).as_bytes()
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_five_tuple_fast_path_serialises_like_the_general_walk(
+            a in proptest::prelude::any::<u128>(),
+            b in proptest::prelude::any::<u128>(),
+            sport in proptest::prelude::any::<u16>(),
+            dport in proptest::prelude::any::<u16>(),
+            proto in proptest::prelude::any::<u8>(),
+            v6 in proptest::prelude::any::<bool>(),
+            symmetric in proptest::prelude::any::<bool>(),
+        ) {
+            let (src, dst) = if v6 {
+                (IpAddr::V6(Ipv6Addr::from(a)), IpAddr::V6(Ipv6Addr::from(b)))
+            } else {
+                (IpAddr::V4(Ipv4Addr::from(a as u32)), IpAddr::V4(Ipv4Addr::from(b as u32)))
+            };
+            let key = FlowKey { proto, ..FlowKey::tcp(src, sport, dst, dport) };
+            let sel = FieldSelection::new(HashFields::L4).symmetric(symmetric);
+            let (fast, general) = (sel.input(&key), sel.input_general(&key));
+            proptest::prop_assert_eq!(fast.as_bytes(), general.as_bytes());
+        }
     }
 
     #[test]

@@ -58,6 +58,37 @@ impl Matrix {
         }
     }
 
+    /// Settings that make some figures meaningless or noisy.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        let largest = self.members.iter().copied().max().unwrap_or(1);
+        let synthetic = self.traffic.iter().any(|t| !matches!(t, TrafficModel::Pcap(_)));
+        if synthetic && self.flows < 100 * largest {
+            w.push(format!(
+                "{} flows over {largest} members leave {:.0} flows per member: balance and breakage figures at that size are noisy (give --flows {} or more).",
+                self.flows,
+                self.flows as f64 / largest as f64,
+                100 * largest
+            ));
+        }
+        let buckets = self.params.resilient.buckets as usize;
+        if self.algorithms.contains(&Algorithm::Resilient) && buckets < 2 * largest {
+            w.push(format!(
+                "A resilient group of {largest} members has only {buckets} buckets ({:.1} per member): shares are coarse{} (raise --buckets).",
+                buckets as f64 / largest as f64,
+                if buckets < largest { " and some members get no traffic at all" } else { "" }
+            ));
+        }
+        let table = self.params.maglev_table_size as usize;
+        if self.algorithms.contains(&Algorithm::Maglev) && table < 100 * largest {
+            w.push(format!(
+                "A Maglev table of {table} entries for {largest} members is under the paper's M >= 100 N: expect imbalance and extra disruption (raise --maglev-size to a prime of {} or more).",
+                100 * largest
+            ));
+        }
+        w
+    }
+
     fn validate(&self) -> Result<(), CompareError> {
         let empty = |what: &str| {
             CompareError::Invalid(format!("the matrix has no {what}: give at least one"))
@@ -146,6 +177,9 @@ pub struct Results {
     pub records: Vec<Record>,
     /// Every hash function on every traffic model and field selection.
     pub hash_quality: Vec<HashQuality>,
+    /// Parts of the matrix whose figures a reader should not trust as they
+    /// stand (too few flows per member, too few resilient buckets, ...).
+    pub warnings: Vec<String>,
     pub elapsed_s: f64,
 }
 
@@ -324,6 +358,7 @@ pub fn run(matrix: &Matrix, progress: bool) -> Result<Results, CompareError> {
         traffic: summaries,
         records,
         hash_quality,
+        warnings: matrix.warnings(),
         elapsed_s: started.elapsed().as_secs_f64(),
     })
 }

@@ -793,7 +793,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1000px;marg
 h1{margin-bottom:.2em}.sub{color:#666;margin-top:0}.verdict{background:#f3f8f1;border-left:5px solid #2e7d32;padding:.8em 1.2em;margin:1.2em 0}\
 .verdict p{margin:.4em 0}table{border-collapse:collapse;margin:1em 0;font-size:.92em}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}\
 th:first-child,td:first-child{text-align:left}tr.pick{background:#e8f5e9;font-weight:600}figure{margin:2em 0}figcaption{color:#444;max-width:760px}\
-details{margin:1.5em 0}code{background:#f4f4f4;padding:0 .2em}.params td{text-align:left}";
+details{margin:1.5em 0}.warning{background:#fff4e5;border-left:5px solid #ef6c00;padding:.5em 1em}code{background:#f4f4f4;padding:0 .2em}.params td{text-align:left}";
 
 fn html(results: &Results, reference: Option<&Reference>) -> String {
     let mut h = String::new();
@@ -816,6 +816,9 @@ fn html(results: &Results, reference: Option<&Reference>) -> String {
         return h;
     };
     let v = verdict(results, reference);
+    for w in &results.warnings {
+        let _ = write!(h, "<p class=\"warning\">⚠ {}</p>", esc(w));
+    }
     h.push_str("<section class=\"verdict\"><h2>Which algorithm to pick</h2>");
     for s in &v.sentences {
         let _ = write!(h, "<p>{}</p>", esc(s));
@@ -911,6 +914,9 @@ fn markdown(results: &Results, reference: Option<&Reference>) -> String {
         return m;
     };
     let v = verdict(results, reference);
+    for w in &results.warnings {
+        let _ = writeln!(m, "> **Warning:** {w}\n");
+    }
     m.push_str("## Which algorithm to pick\n\n");
     for s in &v.sentences {
         let _ = writeln!(m, "- {s}");
