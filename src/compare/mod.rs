@@ -62,7 +62,10 @@ impl Matrix {
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
         let largest = self.members.iter().copied().max().unwrap_or(1);
-        let synthetic = self.traffic.iter().any(|t| !matches!(t, TrafficModel::Pcap(_)));
+        let synthetic = self
+            .traffic
+            .iter()
+            .any(|t| !matches!(t, TrafficModel::Pcap(_)));
         if synthetic && self.flows < 100 * largest {
             w.push(format!(
                 "{} flows over {largest} members leave {:.0} flows per member: balance and breakage figures at that size are noisy (give --flows {} or more).",
@@ -277,6 +280,14 @@ pub fn run(matrix: &Matrix, progress: bool) -> Result<Results, CompareError> {
             .generate()
         })
         .collect::<Result<Vec<Traffic>, _>>()?;
+    for p in &populations {
+        tracing::info!(
+            traffic = %p.name,
+            flows = p.flows.len(),
+            sources = p.stats.distinct_sources,
+            "traffic ready"
+        );
+    }
     let summaries = populations.iter().map(summarise).collect();
     let hash_quality = hash_quality(matrix, &populations);
 
@@ -323,6 +334,10 @@ pub fn run(matrix: &Matrix, progress: bool) -> Result<Results, CompareError> {
         }
     }
 
+    tracing::info!(
+        cells = cells.len(),
+        "matrix ready; measuring lookup and build costs"
+    );
     let costs = measure_costs(matrix, &inputs[0].hashes)?;
 
     let bar = if progress {
@@ -343,11 +358,24 @@ pub fn run(matrix: &Matrix, progress: bool) -> Result<Results, CompareError> {
         .par_iter()
         .map(|cell| {
             let record = run_cell(matrix, cell, &costs);
+            tracing::debug!(
+                algorithm = %cell.algorithm,
+                members = cell.members,
+                change = %cell.change,
+                traffic = %cell.input.traffic,
+                fields = %cell.input.fields,
+                "cell done"
+            );
             bar.inc(1);
             record
         })
         .collect::<Result<Vec<Record>, CompareError>>()?;
     bar.finish_and_clear();
+    tracing::info!(
+        records = records.len(),
+        elapsed_s = started.elapsed().as_secs_f64(),
+        "comparison done"
+    );
 
     Ok(Results {
         ecmpd_version: env!("CARGO_PKG_VERSION"),
