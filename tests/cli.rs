@@ -76,17 +76,24 @@ fn compare_writes_the_four_report_files_with_one_record_per_cell() {
         "balance_cv",
         "lookup_ns",
     ] {
-        assert!(recs.iter().all(|r| !r[field].is_null()), "field {field} missing");
+        assert!(
+            recs.iter().all(|r| !r[field].is_null()),
+            "field {field} missing"
+        );
     }
     let html = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
     assert!(html.contains("Which algorithm to pick"));
-    assert!(html.matches("<svg").count() >= 5, "expected the charts inline");
+    assert!(
+        html.matches("<svg").count() >= 5,
+        "expected the charts inline"
+    );
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(md.contains("| resilient |") || md.contains("| **resilient** |"));
     let csv = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), recs.len() + 1);
     assert!(csv.starts_with("algorithm,fields,hash,members,change,traffic,remapped"));
-    let json: Value = serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
     assert_eq!(json["records"].as_array().unwrap().len(), recs.len());
     // The summary names the report's location.
     assert!(stderr(&out).contains("index.html"));
@@ -101,7 +108,10 @@ fn compare_figures_agree_with_theory() {
     assert!((f(modulo, "remapped") - 7.0 / 8.0).abs() < 0.01, "{modulo}");
     let resilient = find(&recs, "resilient", 8, "remove");
     assert_eq!(f(resilient, "collateral"), 0.0, "{resilient}");
-    assert!((f(resilient, "remapped") - 1.0 / 8.0).abs() < 0.01, "{resilient}");
+    assert!(
+        (f(resilient, "remapped") - 1.0 / 8.0).abs() < 0.01,
+        "{resilient}"
+    );
     let jump = find(&recs, "jump", 8, "add");
     assert!((f(jump, "remapped") - 1.0 / 9.0).abs() < 0.01, "{jump}");
     for r in &recs {
@@ -120,7 +130,11 @@ fn compare_repeats_its_figures_for_a_seed_and_changes_them_for_another() {
         }
         recs
     };
-    let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
     let first = strip(records(&small_compare(a.path(), &["--seed", "42"])));
     let again = strip(records(&small_compare(b.path(), &["--seed", "42"])));
     let other = strip(records(&small_compare(c.path(), &["--seed", "43"])));
@@ -139,12 +153,30 @@ fn assert_clear_error(o: &Output, needle: &str) {
 fn bad_input_gets_one_clear_sentence_and_a_non_zero_exit() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    assert_clear_error(&ecmpd(&["compare", "-a", "bogus", "--out", out]), "unknown algorithm 'bogus'");
-    assert_clear_error(&ecmpd(&["compare", "-n", "4,0", "--out", out]), "member count 0 is out of range");
-    assert_clear_error(&ecmpd(&["compare", "-c", "explode", "--out", out]), "unknown change 'explode'");
-    assert_clear_error(&ecmpd(&["compare", "-f", "src-ip+nonsense", "--out", out]), "unknown hash fields");
-    assert_clear_error(&ecmpd(&["compare", "--hash", "md5", "--out", out]), "unknown hash function 'md5'");
-    assert_clear_error(&ecmpd(&["compare", "--flows", "3", "--out", out]), "too few");
+    assert_clear_error(
+        &ecmpd(&["compare", "-a", "bogus", "--out", out]),
+        "unknown algorithm 'bogus'",
+    );
+    assert_clear_error(
+        &ecmpd(&["compare", "-n", "4,0", "--out", out]),
+        "member count 0 is out of range",
+    );
+    assert_clear_error(
+        &ecmpd(&["compare", "-c", "explode", "--out", out]),
+        "unknown change 'explode'",
+    );
+    assert_clear_error(
+        &ecmpd(&["compare", "-f", "src-ip+nonsense", "--out", out]),
+        "unknown hash fields",
+    );
+    assert_clear_error(
+        &ecmpd(&["compare", "--hash", "md5", "--out", out]),
+        "unknown hash function 'md5'",
+    );
+    assert_clear_error(
+        &ecmpd(&["compare", "--flows", "3", "--out", out]),
+        "too few",
+    );
     let missing = dir.path().join("missing.pcap");
     assert_clear_error(
         &ecmpd(&["compare", "--pcap", missing.to_str().unwrap(), "--out", out]),
@@ -186,11 +218,17 @@ fn compare_uses_the_flows_of_a_capture() {
     let path = dir.path().join("clients.pcap");
     let mut w = PcapWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
     for i in 0..3000u32 {
-        let frame = tcp_frame((0x0a00_0000 + i).to_be_bytes(), 40000 + (i % 20000) as u16, [203, 0, 113, 10], 443);
+        let frame = tcp_frame(
+            (0x0a00_0000 + i).to_be_bytes(),
+            40000 + (i % 20000) as u16,
+            [203, 0, 113, 10],
+            443,
+        );
         // Two packets per flow: they must aggregate into one flow.
         for t in 0..2 {
             let ts = std::time::Duration::from_millis(u64::from(i) * 2 + t);
-            w.write_packet(&PcapPacket::new(ts, frame.len() as u32, &frame)).unwrap();
+            w.write_packet(&PcapPacket::new(ts, frame.len() as u32, &frame))
+                .unwrap();
         }
     }
     drop(w);

@@ -124,22 +124,10 @@ impl Selector for JumpHash {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::{group, mapping, population};
     use super::*;
     use rand::{Rng, SeedableRng};
     use rand_pcg::Pcg64;
-
-    fn group(ids: &[MemberId]) -> Vec<Member> {
-        ids.iter().map(|&id| Member::new(id)).collect()
-    }
-
-    fn population(n: usize, seed: u64) -> Vec<u32> {
-        let mut rng = Pcg64::seed_from_u64(seed);
-        (0..n).map(|_| rng.gen()).collect()
-    }
-
-    fn mapping(s: &JumpHash, hashes: &[u32]) -> Vec<Option<MemberId>> {
-        hashes.iter().map(|&h| s.select(h)).collect()
-    }
 
     fn build(ids: &[MemberId]) -> JumpHash {
         JumpHash::new(&SelectorParams::default(), &group(ids), 0).unwrap()

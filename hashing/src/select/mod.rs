@@ -20,6 +20,8 @@ mod modulo;
 mod rendezvous;
 mod resilient;
 mod ring;
+#[cfg(test)]
+mod testutil;
 mod threshold;
 
 pub use anchor::AnchorHash;
