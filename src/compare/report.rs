@@ -255,9 +255,29 @@ pub fn verdict(results: &Results, reference: &Reference) -> Verdict {
             .collect();
         if !runners.is_empty() {
             sentences.push(format!(
-                "Runners-up, also free of collateral breakage on removal: {}.",
+                "Runners-up, with at most 0.5 point of collateral breakage on removal at any group size: {}.",
                 runners.join("; ")
             ));
+        }
+        let weighted = |name: &str| {
+            name.parse::<Algorithm>()
+                .map(|a| a.supports_weights())
+                .unwrap_or(true)
+        };
+        if !weighted(&top.algorithm) {
+            if let Some(w) = standings[1..]
+                .iter()
+                .find(|s| s.worst_collateral <= 0.005 && weighted(&s.algorithm))
+            {
+                sentences.push(format!(
+                    "{} has no weights: where nodes need unequal shares, take {} ({:.1} points of excess breakage, {:.0}% overload, {:.1} ns).",
+                    top.algorithm,
+                    w.algorithm,
+                    w.excess * 100.0,
+                    w.overload * 100.0,
+                    w.lookup_ns
+                ));
+            }
         }
     }
     let mut offenders: Vec<&Row> = rows
@@ -1009,4 +1029,134 @@ pub fn write(results: &Results, dir: &Path) -> Result<Written, CompareError> {
     })?;
     std::fs::write(&written.csv, csv).map_err(fail(&written.csv))?;
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hashing::SelectorParams;
+
+    fn record(
+        algorithm: &str,
+        members: usize,
+        change: Change,
+        remapped: f64,
+        collateral: f64,
+        lookup_ns: f64,
+    ) -> Record {
+        Record {
+            algorithm: algorithm.into(),
+            fields: "l4".into(),
+            hash: "xxh3".into(),
+            members,
+            change: change.name().into(),
+            traffic: "uniform".into(),
+            remapped,
+            unavoidable: remapped - collateral,
+            collateral,
+            remapped_bytes: remapped,
+            ideal: change.ideal(members),
+            balance_max_over_mean: 1.02,
+            balance_cv: 0.01,
+            lookup_ns,
+            build_us: 1.0,
+            flows: 100_000,
+        }
+    }
+
+    fn results(records: Vec<Record>) -> Results {
+        Results {
+            ecmpd_version: "test",
+            flows: 100_000,
+            seed: 1,
+            params: SelectorParams::default(),
+            symmetric: false,
+            traffic: Vec::new(),
+            records,
+            hash_quality: Vec::new(),
+            warnings: Vec::new(),
+            elapsed_s: 0.0,
+        }
+    }
+
+    /// A consistent algorithm at the minimum, one with collateral, and a
+    /// consistent but slower one.
+    fn sample() -> Results {
+        let mut r = Vec::new();
+        for n in [4usize, 8] {
+            let ideal = 1.0 / n as f64;
+            for (alg, ns) in [("resilient", 1.0), ("rendezvous", 9.0)] {
+                r.push(record(alg, n, Change::Remove, ideal, 0.0, ns));
+                r.push(record(alg, n, Change::Add, Change::Add.ideal(n), 0.0, ns));
+                r.push(record(alg, n, Change::Flap, ideal, 0.0, ns));
+            }
+            let modulo = (n as f64 - 1.0) / n as f64;
+            r.push(record(
+                "modulo",
+                n,
+                Change::Remove,
+                modulo,
+                modulo - ideal,
+                1.0,
+            ));
+            r.push(record("modulo", n, Change::Add, 0.8, 0.8, 1.0));
+            r.push(record(
+                "modulo",
+                n,
+                Change::Flap,
+                modulo,
+                modulo - ideal,
+                1.0,
+            ));
+        }
+        results(r)
+    }
+
+    #[test]
+    fn the_verdict_picks_no_collateral_first_then_the_cheaper_lookup() {
+        let res = sample();
+        let reference = Reference::of(&res).unwrap();
+        assert_eq!(reference.members, 8);
+        let v = verdict(&res, &reference);
+        assert_eq!(v.pick.as_deref(), Some("resilient"));
+        assert!(
+            v.sentences[0].starts_with("Pick resilient"),
+            "{:?}",
+            v.sentences
+        );
+        assert!(
+            v.sentences.iter().any(|s| s.starts_with("Avoid modulo")),
+            "{:?}",
+            v.sentences
+        );
+        let order: Vec<String> = standings(&res, &reference)
+            .into_iter()
+            .map(|s| s.algorithm)
+            .collect();
+        assert_eq!(order, ["resilient", "rendezvous", "modulo"]);
+    }
+
+    #[test]
+    fn collateral_on_removal_disqualifies_even_a_fast_algorithm() {
+        let mut res = sample();
+        for r in res
+            .records
+            .iter_mut()
+            .filter(|r| r.algorithm == "resilient" && r.change == "remove")
+        {
+            r.collateral = 0.02;
+        }
+        let reference = Reference::of(&res).unwrap();
+        assert_eq!(
+            verdict(&res, &reference).pick.as_deref(),
+            Some("rendezvous")
+        );
+    }
+
+    #[test]
+    fn the_random_floor_shrinks_with_more_flows() {
+        assert!(random_floor(64, 100_000) > random_floor(64, 1_000_000));
+        assert!((random_floor(64, 100_000) - 1.073).abs() < 0.005);
+        assert_eq!(random_floor(1, 10), 1.0);
+    }
 }
