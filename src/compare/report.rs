@@ -402,17 +402,28 @@ fn hash_sentence(results: &Results, reference: &Reference) -> Option<String> {
     })
 }
 
-fn hash_table_html(results: &Results) -> String {
-    let Some(n) = largest_quality_size(results) else {
-        return String::new();
-    };
+/// The (traffic, fields) columns and hash-function rows of the hash-quality
+/// table, in the order the figures were computed.
+fn quality_axes(results: &Results) -> (Vec<(String, String)>, Vec<String>) {
     let mut combos: Vec<(String, String)> = Vec::new();
+    let mut functions: Vec<String> = Vec::new();
     for q in &results.hash_quality {
         let c = (q.traffic.clone(), q.fields.clone());
         if !combos.contains(&c) {
             combos.push(c);
         }
+        if !functions.contains(&q.hash) {
+            functions.push(q.hash.clone());
+        }
     }
+    (combos, functions)
+}
+
+fn hash_table_html(results: &Results) -> String {
+    let Some(n) = largest_quality_size(results) else {
+        return String::new();
+    };
+    let (combos, functions) = quality_axes(results);
     let floor = random_floor(n, results.flows);
     let mut h = format!(
         "<table><thead><tr><th>hash function</th>{}</tr></thead><tbody>",
@@ -421,19 +432,13 @@ fn hash_table_html(results: &Results) -> String {
             .map(|(t, f)| format!("<th>{} {}</th>", esc(t), esc(f)))
             .collect::<String>()
     );
-    let mut functions: Vec<&str> = Vec::new();
-    for q in &results.hash_quality {
-        if !functions.contains(&q.hash.as_str()) {
-            functions.push(&q.hash);
-        }
-    }
-    for f in functions {
+    for f in &functions {
         let _ = write!(h, "<tr><td>{}</td>", esc(f));
         for (t, fl) in &combos {
             let cell = results
                 .hash_quality
                 .iter()
-                .find(|q| q.hash == f && &q.traffic == t && &q.fields == fl && q.members == n);
+                .find(|q| &q.hash == f && &q.traffic == t && &q.fields == fl && q.members == n);
             match cell {
                 Some(q) => {
                     let hot =
@@ -467,17 +472,7 @@ fn hash_table_md(results: &Results) -> String {
     let Some(n) = largest_quality_size(results) else {
         return String::new();
     };
-    let mut combos: Vec<(String, String)> = Vec::new();
-    let mut functions: Vec<String> = Vec::new();
-    for q in &results.hash_quality {
-        let c = (q.traffic.clone(), q.fields.clone());
-        if !combos.contains(&c) {
-            combos.push(c);
-        }
-        if !functions.contains(&q.hash) {
-            functions.push(q.hash.clone());
-        }
-    }
+    let (combos, functions) = quality_axes(results);
     let mut m = format!(
         "\n## Hash functions: busiest of {n} members over the mean (low bits / high bits)\n\nChance alone gives about {:.2} with {} flows.\n\n| hash |",
         random_floor(n, results.flows),

@@ -156,11 +156,9 @@ impl Selector for Ring {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{
-        group, mapping, population, random_changes_keep_minimal_disruption,
-    };
+    use super::super::testutil::{group, mapping, population, random_changes_move_only};
     use super::*;
-    use std::collections::HashMap;
+    use std::collections::{HashMap, HashSet};
 
     fn build(members: &[Member]) -> Ring {
         Ring::new(&SelectorParams::default(), members, 0).unwrap()
@@ -368,6 +366,6 @@ mod tests {
     fn ring_random_changes_keep_minimal_disruption_at_every_step() {
         let ids: Vec<MemberId> = (0..20).collect();
         let mut s = build(&group(&ids));
-        random_changes_keep_minimal_disruption(&mut s, 11, |_| {});
+        random_changes_move_only(&mut s, 11, |_, _| HashSet::new());
     }
 }
