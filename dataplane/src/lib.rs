@@ -2,4 +2,5 @@
 //! populations and flows read from pcap files) that the comparison report and,
 //! later, the emulator feed through the hashing code.
 
+pub mod packet;
 pub mod traffic;
