@@ -1,0 +1,1 @@
+//! STUB (being written): IPv4 longest-prefix match.

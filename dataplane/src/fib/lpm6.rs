@@ -1,0 +1,1 @@
+//! STUB (being written): IPv6 longest-prefix match.
