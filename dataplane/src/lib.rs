@@ -4,6 +4,7 @@
 //! that the comparison report and the emulator feed through the hashing code.
 
 pub mod fib;
+pub mod neigh;
 pub mod packet;
 pub mod tracker;
 pub mod traffic;

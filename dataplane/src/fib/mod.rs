@@ -5,6 +5,7 @@
 
 pub mod lpm4;
 pub mod lpm6;
+pub mod table;
 
 /// Why a FIB update was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,1 @@
+//! STUB (being written): nexthop groups and the FIB writer API.
