@@ -11,7 +11,11 @@ pub mod table;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FibError {
     #[error("prefix length {len} is out of range for {family} (0 to {max})")]
-    PrefixLength { family: &'static str, len: u8, max: u8 },
+    PrefixLength {
+        family: &'static str,
+        len: u8,
+        max: u8,
+    },
     #[error("route value {value} is out of range (at most {max})")]
     ValueTooLarge { value: u32, max: u32 },
     #[error("the {family} table is full: all {groups} second-level groups are in use (raise the table's group limit)")]
