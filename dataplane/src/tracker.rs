@@ -4,7 +4,9 @@
 //! entry idle longer than `idle_timeout` is expired and its slot reusable; when
 //! a flow's set holds only live entries, the least recently seen one is evicted.
 //!
-//! Memory is `capacity x 32 bytes`, allocated once by [`FlowTracker::new`];
+//! Memory is `capacity x 32 bytes`, allocated once by [`FlowTracker::new`]
+//! (plus per-group state and at most [`LINEAGE_EVENTS`] lineage links, kept
+//! by [`FlowTracker::group_changed`]);
 //! [`FlowTracker::observe`] touches one set of `ways` slots, never allocates
 //! and never panics. Classification and attribution:
 //!
@@ -20,13 +22,38 @@
 //!   that event); [`TrackerStats::breaks`] counts every broken packet;
 //! * a flow seen in a group other than its stored one (a route change) is not a
 //!   break: it is treated as a new flow of the new group and counted in
-//!   [`TrackerStats::regrouped`].
+//!   [`TrackerStats::regrouped`] -- unless the stored group is an *ancestor* of
+//!   the new one (see below).
+//!
+//! # Derived groups (lineage)
+//!
+//! When the FIB moves a route off a shared group `P` because its nexthop set
+//! changed, the route gets a group `C` *derived* from `P` under a new id (its
+//! selector rebuilt from `P`'s), announced as a [`GroupChange`] with
+//! `group: C, derived_from: Some(P)`; the FIB announces a route joining an
+//! existing derived group the same way. The tracker remembers the link
+//! `C -> P` with that event. A flow stored in `P` (or in `P`'s parent, up to
+//! [`MAX_LINEAGE_DEPTH`] links) and seen in `C` is the *same* flow: it
+//! continues if its member is the same, else it broke, classified against
+//! `C`'s latest members as above, and attributed to the most recent of the
+//! link events on its way and `C`'s own latest change; its entry moves to
+//! `C`. A join does not change the derived group's members, so it does not
+//! replace the derived group's own latest event (flows already in `C` are not
+//! affected by it).
+//!
+//! Lineage is bounded: at every announced change, a link is forgotten when
+//! neither its parent nor any further ancestor has a live tracked flow, and
+//! every link is forgotten [`LINEAGE_EVENTS`] events after the one that made
+//! it; so at most [`LINEAGE_EVENTS`] links are held. A flow idle across a
+//! forgotten link counts as regrouped. Group ids reused by the FIB for an
+//! unrelated fresh group are not announced; a stale link for such an id can
+//! join flows across it until it is forgotten.
 //!
 //! Reports from several workers are summed by [`merge_reports`], which
 //! requires every worker to be given the same change events in the same order,
 //! so that their [`EventId`]s agree.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use hashing::{MemberId, Nanos};
 use serde::Serialize;
@@ -42,6 +69,13 @@ pub const MAX_WAYS: usize = 64;
 
 /// Largest capacity accepted, in flows, after rounding up.
 pub const MAX_CAPACITY: usize = 1 << 32;
+
+/// A lineage link is forgotten this many change events after the event that
+/// made it (so at most this many links are held).
+pub const LINEAGE_EVENTS: u32 = 4096;
+
+/// Lineage links followed from a flow's new group towards its stored group.
+pub const MAX_LINEAGE_DEPTH: usize = 8;
 
 /// The reserved fingerprint of an empty slot.
 const EMPTY: u64 = 0;
@@ -112,8 +146,14 @@ pub struct EventId(pub u32);
 pub struct GroupChange {
     pub time: Nanos,
     pub group: GroupId,
+    /// Members of the group before the change; for a derived group, those of
+    /// the group it was derived from.
     pub members_before: Vec<MemberId>,
     pub members_after: Vec<MemberId>,
+    /// `Some(parent)` when `group` is a group derived from `parent` (created,
+    /// or joined by another route of `parent`) that flows of `parent` move
+    /// to; `None` for a group changed in place.
+    pub derived_from: Option<GroupId>,
 }
 
 /// Why a flow changed member.
@@ -150,7 +190,11 @@ pub struct BreakageReport {
     pub group: GroupId,
     pub members_before: Vec<MemberId>,
     pub members_after: Vec<MemberId>,
-    /// Flows of the group seen within the idle timeout at `time`.
+    /// The group `group` was derived from, for a derivation event.
+    pub derived_from: Option<GroupId>,
+    /// Flows of the group seen within the idle timeout at `time`; for a
+    /// derivation event, those of the parent group (the flows that may move
+    /// with the route: an upper bound, as the parent's other routes count).
     pub live_flows: u64,
     /// Flows that broke because their member left.
     pub unavoidable: u64,
@@ -196,6 +240,14 @@ struct GroupState {
     event: u32,
 }
 
+/// A lineage link: the group a derived group was derived from.
+#[derive(Clone, Copy, Debug)]
+struct Link {
+    parent: GroupId,
+    /// The event that created or joined the derived group.
+    event: u32,
+}
+
 /// Per-worker flow tracker; see the module documentation.
 #[derive(Clone, Debug)]
 pub struct FlowTracker {
@@ -204,6 +256,8 @@ pub struct FlowTracker {
     set_mask: u64,
     idle_timeout: Nanos,
     groups: HashMap<GroupId, GroupState>,
+    /// Derived group -> its parent; bounded, see the module documentation.
+    lineage: HashMap<GroupId, Link>,
     reports: Vec<BreakageReport>,
     stats: TrackerStats,
 }
@@ -218,6 +272,7 @@ impl FlowTracker {
             set_mask: sets as u64 - 1,
             idle_timeout: config.idle_timeout,
             groups: HashMap::new(),
+            lineage: HashMap::new(),
             reports: Vec::new(),
             stats: TrackerStats::default(),
         })
@@ -240,35 +295,97 @@ impl FlowTracker {
     }
 
     /// Record a change of a group's member set: count the group's live flows
-    /// at `change.time` (a scan of the table) and make `members_after` the
-    /// set later breaks of the group are classified against.
+    /// at `change.time` (a scan of the table; for a derived group, its
+    /// parent's) and make `members_after` the set later breaks of the group
+    /// are classified against. A derivation (`derived_from: Some(parent)`)
+    /// also records the lineage link, and lineage links are pruned (see the
+    /// module documentation).
     pub fn group_changed(&mut self, change: GroupChange) -> EventId {
         let id = self.reports.len() as u32;
-        let live_flows = self
-            .entries
-            .iter()
-            .filter(|e| {
-                e.fingerprint != EMPTY
-                    && e.group == change.group
-                    && !self.expired(e.last_seen, change.time)
-            })
-            .count() as u64;
+        let counted = change.derived_from.unwrap_or(change.group);
+        let track_live = !self.lineage.is_empty() || change.derived_from.is_some();
+        let mut live_groups: HashSet<GroupId> = HashSet::new();
+        let mut live_flows = 0u64;
+        for e in self.entries.iter() {
+            if e.fingerprint == EMPTY || self.expired(e.last_seen, change.time) {
+                continue;
+            }
+            if e.group == counted {
+                live_flows += 1;
+            }
+            if track_live {
+                live_groups.insert(e.group);
+            }
+        }
         let mut members = change.members_after.clone();
         members.sort_unstable();
         members.dedup();
-        self.groups
-            .insert(change.group, GroupState { members, event: id });
+        match change.derived_from {
+            Some(parent) => {
+                self.lineage
+                    .insert(change.group, Link { parent, event: id });
+                // A join leaves the derived group's members and own latest
+                // event as they were.
+                let joined = self
+                    .groups
+                    .get(&change.group)
+                    .is_some_and(|g| g.members == members);
+                if !joined {
+                    self.groups
+                        .insert(change.group, GroupState { members, event: id });
+                }
+            }
+            None => {
+                self.groups
+                    .insert(change.group, GroupState { members, event: id });
+            }
+        }
+        self.prune_lineage(id, &live_groups);
         self.reports.push(BreakageReport {
             event: EventId(id),
             time: change.time,
             group: change.group,
             members_before: change.members_before,
             members_after: change.members_after,
+            derived_from: change.derived_from,
             live_flows,
             unavoidable: 0,
             collateral: 0,
         });
         EventId(id)
+    }
+
+    /// Forget links older than [`LINEAGE_EVENTS`] events at event `now`, and
+    /// links with no live tracked flow in their parent or further ancestors.
+    fn prune_lineage(&mut self, now: u32, live_groups: &HashSet<GroupId>) {
+        let keep: Vec<(GroupId, bool)> = self
+            .lineage
+            .iter()
+            .map(|(&child, link)| {
+                let young = now.saturating_sub(link.event) < LINEAGE_EVENTS;
+                let mut live = false;
+                let mut cur = Some(*link);
+                for _ in 0..MAX_LINEAGE_DEPTH {
+                    let Some(l) = cur else { break };
+                    if live_groups.contains(&l.parent) {
+                        live = true;
+                        break;
+                    }
+                    cur = self.lineage.get(&l.parent).copied();
+                }
+                (child, young && live)
+            })
+            .collect();
+        for (child, keep) in keep {
+            if !keep {
+                self.lineage.remove(&child);
+            }
+        }
+    }
+
+    /// Lineage links currently held (bounded by [`LINEAGE_EVENTS`]).
+    pub fn lineage_links(&self) -> usize {
+        self.lineage.len()
     }
 
     /// Account one forwarded packet of flow `fingerprint` (its 64-bit key
@@ -308,11 +425,17 @@ impl FlowTracker {
 
         if let Some(i) = found {
             let e = &mut set[i];
+            // A flow seen in a group derived from its stored one is the same
+            // flow; `link` is the latest link event on the way.
+            let link = if e.group == group {
+                Some(None)
+            } else {
+                descends(&self.lineage, group, e.group).map(Some)
+            };
             if now.saturating_sub(e.last_seen) > idle_timeout {
                 self.stats.expired += 1;
-            } else if e.group != group {
-                self.stats.regrouped += 1;
-            } else {
+            } else if let Some(link) = link {
+                e.group = group;
                 e.last_seen = e.last_seen.max(now);
                 if e.member == member {
                     return Observation::Continued;
@@ -325,6 +448,10 @@ impl FlowTracker {
                     }
                     Some(g) => (BreakKind::Unavoidable, Some(g.event)),
                     None => (BreakKind::Collateral, None),
+                };
+                let event = match (event, link) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
                 };
                 self.stats.breaks += 1;
                 if let Some(ev) = event {
@@ -342,6 +469,8 @@ impl FlowTracker {
                     kind,
                     event: event.map(EventId),
                 };
+            } else {
+                self.stats.regrouped += 1;
             }
             *e = Entry {
                 fingerprint,
@@ -382,6 +511,27 @@ impl FlowTracker {
     pub fn stats(&self) -> TrackerStats {
         self.stats
     }
+}
+
+/// The latest link event on the lineage path from `child` up to `ancestor`
+/// (at most [`MAX_LINEAGE_DEPTH`] links), if `ancestor` is an ancestor of
+/// `child`. No allocation.
+#[inline]
+fn descends(lineage: &HashMap<GroupId, Link>, child: GroupId, ancestor: GroupId) -> Option<u32> {
+    if lineage.is_empty() {
+        return None;
+    }
+    let mut cur = child;
+    let mut latest = 0;
+    for _ in 0..MAX_LINEAGE_DEPTH {
+        let link = lineage.get(&cur)?;
+        latest = latest.max(link.event);
+        if link.parent == ancestor {
+            return Some(latest);
+        }
+        cur = link.parent;
+    }
+    None
 }
 
 /// Sum several workers' reports event by event. Every worker must have been

@@ -3,6 +3,8 @@
 //! continuity, atomic publication, concurrency, IPv6, validation; and the
 //! static neighbour table.
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use dataplane::fib::table::{
 };
 use dataplane::fib::FibError;
 use dataplane::neigh::{Neighbour, NeighbourTable, StaticNeighbours};
+use dataplane::tracker::{BreakKind, FlowTracker, Observation, TrackerConfig};
 use hashing::select::SelectError;
 use hashing::{Algorithm, FlowKey, MemberId};
 use rand::{Rng, SeedableRng};
@@ -684,4 +687,155 @@ fn static_neighbours_resolve_remove_and_record_requests() {
     let dynamic: Arc<dyn NeighbourTable> = Arc::new(StaticNeighbours::new());
     dynamic.request(b);
     assert_eq!(dynamic.resolve(b), None);
+}
+
+/// Any 64-bit hash of the flow key, as the tracker's fingerprint.
+fn fingerprint(key: &FlowKey) -> u64 {
+    let mut h = DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
+}
+
+/// Feeds one packet per flow through a snapshot lookup into the tracker;
+/// returns each flow's (group, member) and observation.
+fn observe_all(
+    reader: &FibReader,
+    tracker: &mut FlowTracker,
+    keys: &[FlowKey],
+    now: u64,
+) -> Vec<((u32, MemberId), Observation)> {
+    let snap = reader.snapshot();
+    keys.iter()
+        .map(|k| {
+            let g = snap.lookup(k.dst).expect("routed");
+            let m = g.select(k).expect("a nexthop").id;
+            ((g.id(), m), tracker.observe(fingerprint(k), g.id(), m, now))
+        })
+        .collect()
+}
+
+#[test]
+fn a_derived_group_split_off_a_shared_one_reports_exactly_the_moved_flows_to_the_tracker() {
+    let (mut w, r) = fib();
+    let (a, b) = ("198.51.100.1/32", "198.51.100.2/32");
+    w.apply(&[set(a, &[1, 2, 3, 4]), set(b, &[1, 2, 3, 4])], 0)
+        .unwrap();
+    let shared = w.route(p(a)).unwrap();
+    assert_eq!(w.route(p(b)), Some(shared));
+    let mut t = FlowTracker::new(TrackerConfig::new(1 << 16, 60 * SEC)).unwrap();
+    let keys_a = flows(ip("198.51.100.1"), 5000, 31);
+    let keys_b = flows(ip("198.51.100.2"), 5000, 32);
+    let before = observe_all(&r, &mut t, &keys_a, 0);
+    let before_b = observe_all(&r, &mut t, &keys_b, 0);
+    assert!(before.iter().all(|(_, o)| *o == Observation::New));
+
+    // Member 3 withdrawn on route A only: a derived group under a new id.
+    let applied = w.apply(&[set(a, &[1, 2, 4])], SEC).unwrap();
+    let derived = w.route(p(a)).unwrap();
+    assert_ne!(derived, shared);
+    assert_eq!(w.route(p(b)), Some(shared));
+    assert_eq!(applied.changes.len(), 1);
+    let c = &applied.changes[0];
+    assert_eq!((c.group, c.derived_from), (derived, Some(shared)));
+    assert_eq!(
+        (c.members_before.clone(), c.members_after.clone()),
+        (vec![1, 2, 3, 4], vec![1, 2, 4])
+    );
+    let ev = t.group_changed(c.clone());
+
+    let after = observe_all(&r, &mut t, &keys_a, 2 * SEC);
+    let mut moved = 0u64;
+    for (((g0, m0), _), ((g1, m1), obs)) in before.iter().zip(&after) {
+        assert_eq!((*g0, *g1), (shared, derived));
+        if m0 == m1 {
+            assert_eq!(*obs, Observation::Continued);
+        } else {
+            // Resilient: only member 3's flows move.
+            assert_eq!(*m0, 3);
+            moved += 1;
+            assert_eq!(
+                *obs,
+                Observation::Broken {
+                    kind: BreakKind::Unavoidable,
+                    event: Some(ev)
+                }
+            );
+        }
+    }
+    assert!(moved > 800, "member 3 had about a quarter of 5000 flows");
+    let report = t.reports().into_iter().find(|x| x.event == ev).unwrap();
+    assert_eq!((report.unavoidable, report.collateral), (moved, 0));
+    assert_eq!(report.live_flows, 10_000, "the parent's flows, both routes");
+    let stats = t.stats();
+    assert_eq!((stats.breaks, stats.regrouped), (moved, 0));
+
+    // Route B withdraws member 3 later and joins the derived group: the join
+    // is announced with the lineage, and B's moves are attributed to it.
+    let joined = w.apply(&[set(b, &[1, 2, 4])], 3 * SEC).unwrap();
+    assert_eq!(w.route(p(b)), Some(derived));
+    assert!(joined.created.is_empty());
+    assert_eq!(joined.freed, vec![shared]);
+    assert_eq!(joined.changes.len(), 1);
+    let c = &joined.changes[0];
+    assert_eq!((c.group, c.derived_from), (derived, Some(shared)));
+    let ev_join = t.group_changed(c.clone());
+    let after_b = observe_all(&r, &mut t, &keys_b, 4 * SEC);
+    let mut moved_b = 0u64;
+    for (((_, m0), _), ((g1, m1), obs)) in before_b.iter().zip(&after_b) {
+        assert_eq!(*g1, derived);
+        if m0 == m1 {
+            assert_eq!(*obs, Observation::Continued);
+        } else {
+            assert_eq!(*m0, 3);
+            moved_b += 1;
+            assert_eq!(
+                *obs,
+                Observation::Broken {
+                    kind: BreakKind::Unavoidable,
+                    event: Some(ev_join)
+                }
+            );
+        }
+    }
+    assert!(moved_b > 800);
+    let stats = t.stats();
+    assert_eq!((stats.breaks, stats.regrouped), (moved + moved_b, 0));
+    let report = t
+        .reports()
+        .into_iter()
+        .find(|x| x.event == ev_join)
+        .unwrap();
+    assert_eq!((report.unavoidable, report.collateral), (moved_b, 0));
+    assert_eq!(
+        report.live_flows, 5000,
+        "route B's flows, still in the parent"
+    );
+    // Route A's flows are untouched by B's join.
+    let again = observe_all(&r, &mut t, &keys_a, 5 * SEC);
+    assert!(again.iter().all(|(_, o)| *o == Observation::Continued));
+}
+
+#[test]
+fn routes_joining_a_derived_group_created_in_the_same_batch_announce_it_once() {
+    let (mut w, _r) = fib();
+    let routes = ["192.0.2.1/32", "192.0.2.2/32", "192.0.2.3/32"];
+    let updates: Vec<_> = routes.iter().map(|rt| set(rt, &[1, 2, 3])).collect();
+    w.apply(&updates, 0).unwrap();
+    let shared = w.route(p(routes[0])).unwrap();
+    let applied = w
+        .apply(&[set(routes[0], &[1, 2]), set(routes[1], &[1, 2])], SEC)
+        .unwrap();
+    let derived = w.route(p(routes[0])).unwrap();
+    assert_eq!(w.route(p(routes[1])), Some(derived));
+    assert_eq!(applied.changes.len(), 1);
+    assert_eq!(applied.changes[0].derived_from, Some(shared));
+    // In-place changes name no parent.
+    let in_place = w
+        .apply(&[set(routes[0], &[1]), set(routes[1], &[1])], 2 * SEC)
+        .unwrap();
+    assert_eq!(in_place.changes.len(), 1);
+    assert_eq!(
+        (in_place.changes[0].group, in_place.changes[0].derived_from),
+        (derived, None)
+    );
 }

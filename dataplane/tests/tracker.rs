@@ -24,6 +24,21 @@ fn change(time: u64, group: u32, before: &[MemberId], after: &[MemberId]) -> Gro
         group,
         members_before: before.to_vec(),
         members_after: after.to_vec(),
+        derived_from: None,
+    }
+}
+
+/// `group` derived from `parent` (created, or joined by another route).
+fn derived(
+    time: u64,
+    group: u32,
+    parent: u32,
+    before: &[MemberId],
+    after: &[MemberId],
+) -> GroupChange {
+    GroupChange {
+        derived_from: Some(parent),
+        ..change(time, group, before, after)
     }
 }
 
@@ -410,4 +425,155 @@ fn resilient_removal_report_equals_direct_comparison_with_no_collateral() {
     assert_eq!(collateral, 0);
     let u = unavoidable as f64 / n as f64;
     assert!((u - 1.0 / 8.0).abs() < 0.02, "unavoidable {u}");
+}
+
+#[test]
+fn a_flow_moving_to_a_group_derived_from_its_own_on_the_same_member_continues() {
+    let mut t = tracker(1024);
+    t.observe(42, 1, 2, 0);
+    let ev = t.group_changed(derived(SEC, 5, 1, &[1, 2, 3], &[1, 2]));
+    assert_eq!(t.observe(42, 5, 2, 2 * SEC), Observation::Continued);
+    // The entry now belongs to the derived group.
+    assert_eq!(t.observe(42, 5, 2, 3 * SEC), Observation::Continued);
+    let s = t.stats();
+    assert_eq!((s.breaks, s.regrouped, s.new_flows), (0, 0, 1));
+    let r = report(&t, ev);
+    assert_eq!((r.group, r.derived_from), (5, Some(1)));
+    // The flows at risk are the parent's.
+    assert_eq!((r.live_flows, r.unavoidable, r.collateral), (1, 0, 0));
+}
+
+#[test]
+fn a_flow_moving_to_a_derived_group_off_a_member_that_left_is_unavoidable_for_the_derivation() {
+    let mut t = tracker(1024);
+    t.observe(42, 1, 3, 0);
+    let other = t.group_changed(change(SEC / 2, 1, &[1, 2, 3, 4], &[1, 2, 3]));
+    let ev = t.group_changed(derived(SEC, 5, 1, &[1, 2, 3], &[1, 2]));
+    assert_eq!(
+        t.observe(42, 5, 1, 2 * SEC),
+        Observation::Broken {
+            kind: BreakKind::Unavoidable,
+            event: Some(ev)
+        }
+    );
+    assert_eq!(t.observe(42, 5, 1, 3 * SEC), Observation::Continued);
+    let r = report(&t, ev);
+    assert_eq!((r.unavoidable, r.collateral), (1, 0));
+    let r = report(&t, other);
+    assert_eq!((r.unavoidable, r.collateral), (0, 0));
+    let s = t.stats();
+    assert_eq!((s.breaks, s.regrouped), (1, 0));
+}
+
+#[test]
+fn a_flow_moving_to_a_derived_group_off_a_member_that_stayed_is_collateral_for_the_derivation() {
+    let mut t = tracker(1024);
+    t.observe(42, 1, 2, 0);
+    let ev = t.group_changed(derived(SEC, 5, 1, &[1, 2, 3], &[1, 2]));
+    assert_eq!(
+        t.observe(42, 5, 1, 2 * SEC),
+        Observation::Broken {
+            kind: BreakKind::Collateral,
+            event: Some(ev)
+        }
+    );
+    let r = report(&t, ev);
+    assert_eq!((r.unavoidable, r.collateral), (0, 1));
+}
+
+#[test]
+fn a_flow_moving_to_an_unrelated_group_is_still_regrouped() {
+    let mut t = tracker(1024);
+    t.observe(42, 1, 3, 0);
+    t.observe(43, 7, 3, 0);
+    // Group 5 derives from 7, not from 1; group 6 changed in place.
+    let ev = t.group_changed(derived(SEC, 5, 7, &[3, 4], &[4]));
+    t.group_changed(change(SEC, 6, &[1, 3], &[1]));
+    assert_eq!(t.observe(42, 5, 4, 2 * SEC), Observation::New);
+    assert_eq!(t.observe(42, 6, 1, 2 * SEC), Observation::New);
+    // The flow of the parent does follow its lineage.
+    assert_eq!(
+        t.observe(43, 5, 4, 2 * SEC),
+        Observation::Broken {
+            kind: BreakKind::Unavoidable,
+            event: Some(ev)
+        }
+    );
+    let s = t.stats();
+    assert_eq!((s.regrouped, s.breaks), (2, 1));
+    assert_eq!(report(&t, ev).unavoidable, 1);
+}
+
+#[test]
+fn a_flow_idle_across_two_derivations_is_attributed_to_the_later_one() {
+    let mut t = tracker(1024);
+    t.observe(42, 1, 3, 0);
+    t.observe(43, 5, 1, SEC); // keeps group 5 live for its link
+    let first = t.group_changed(derived(SEC, 5, 1, &[1, 2, 3], &[1, 2, 3, 4]));
+    let second = t.group_changed(derived(2 * SEC, 6, 5, &[1, 2, 3, 4], &[1, 2, 4]));
+    assert_eq!(
+        t.observe(42, 6, 4, 3 * SEC),
+        Observation::Broken {
+            kind: BreakKind::Unavoidable,
+            event: Some(second)
+        }
+    );
+    assert_eq!(report(&t, first).unavoidable, 0);
+    assert_eq!(report(&t, second).unavoidable, 1);
+}
+
+#[test]
+fn a_join_announces_lineage_without_taking_over_the_derived_groups_own_breaks() {
+    let mut t = tracker(1024);
+    t.observe(1, 1, 1, 0);
+    let created = t.group_changed(derived(SEC, 5, 1, &[1, 2, 3], &[1, 2]));
+    assert_eq!(t.observe(1, 5, 1, 2 * SEC), Observation::Continued);
+    // A flow of another route of group 1, then that route joins group 5.
+    t.observe(2, 1, 3, 2 * SEC);
+    t.observe(3, 5, 2, 2 * SEC);
+    let joined = t.group_changed(derived(3 * SEC, 5, 1, &[1, 2, 3], &[1, 2]));
+    assert_eq!(
+        t.observe(2, 5, 2, 4 * SEC),
+        Observation::Broken {
+            kind: BreakKind::Unavoidable,
+            event: Some(joined)
+        }
+    );
+    // A flow already in group 5 moving later is the creation's.
+    assert_eq!(
+        t.observe(3, 5, 1, 4 * SEC),
+        Observation::Broken {
+            kind: BreakKind::Collateral,
+            event: Some(created)
+        }
+    );
+    let r = report(&t, joined);
+    assert_eq!((r.live_flows, r.unavoidable, r.collateral), (1, 1, 0));
+}
+
+#[test]
+fn lineage_is_forgotten_once_the_parent_has_no_live_flows() {
+    let mut t = tracker(1024);
+    t.observe(42, 1, 3, 0);
+    t.group_changed(derived(SEC, 5, 1, &[1, 2, 3], &[1, 2]));
+    assert_eq!(t.lineage_links(), 1);
+    // Past the idle timeout nothing of group 1 is live: the next event prunes.
+    t.group_changed(change(20 * SEC, 9, &[1], &[2]));
+    assert_eq!(t.lineage_links(), 0);
+    // A link whose parent has no live flow is not kept at all.
+    t.group_changed(derived(21 * SEC, 6, 2, &[1, 2], &[1]));
+    assert_eq!(t.lineage_links(), 0);
+}
+
+#[test]
+fn lineage_is_bounded_by_the_number_of_events() {
+    use dataplane::tracker::LINEAGE_EVENTS;
+    let mut t = tracker(1 << 16);
+    for i in 0..(LINEAGE_EVENTS as u64 + 100) {
+        let parent = i as u32;
+        t.observe(i + 1, parent, 1, i);
+        t.group_changed(derived(i, parent + 1_000_000, parent, &[1, 2], &[1]));
+        assert!(t.lineage_links() <= LINEAGE_EVENTS as usize);
+    }
+    assert_eq!(t.lineage_links(), LINEAGE_EVENTS as usize);
 }

@@ -40,10 +40,17 @@
 //!   path left is withdrawn, and an explicit blackhole can be added later as
 //!   its own update kind.
 //! * **Change events.** [`Applied::changes`] holds one [`GroupChange`] per
-//!   group whose member set changed: a group changed in place (same id), and
-//!   a newly derived group (its new id, `members_before` being the members of
-//!   the group it was derived from). Joining an existing group or creating a
-//!   fresh one is not a member change.
+//!   group whose member set changed: a group changed in place (same id,
+//!   `derived_from: None`), and a newly derived group (its new id,
+//!   `members_before` being the members of the group it was derived from,
+//!   `derived_from: Some(parent)`). A route *joining* an existing derived
+//!   group (case 1 above) also emits a [`GroupChange`] for the derived group
+//!   with `derived_from: Some(parent)` and the same member sets, so that the
+//!   flow tracker learns (again) that flows of the parent may now show up in
+//!   the derived group, and attributes their breaks to the join; it is
+//!   emitted once per (derived group, batch), so not when the group was
+//!   created or already joined earlier in the same batch. Moving to a group
+//!   by policy change or creating a fresh one is not a member change.
 //!
 //! # Publication
 //!
@@ -73,7 +80,7 @@
 //! writes of the batch are undone, the previous table is published again and
 //! the error returned; readers may have seen the batch for that moment.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -586,6 +593,8 @@ struct Batch {
     pending: HashMap<(GroupId, Vec<Nexthop>), u32>,
     lpm: Vec<(Prefix, Option<GroupId>)>,
     applied: Applied,
+    /// Derived groups whose derivation this batch already announced.
+    announced: HashSet<GroupId>,
 }
 
 impl FibWriter {
@@ -648,6 +657,7 @@ impl FibWriter {
             pending: HashMap::new(),
             lpm: Vec::new(),
             applied: Applied::default(),
+            announced: HashSet::new(),
         };
         let staged = self
             .resolve(updates, &mut batch)
@@ -874,6 +884,10 @@ impl FibWriter {
                 *c = c.saturating_sub(1);
             }
             if let Some(d) = self.derivation(g, &set) {
+                // Joining: tell the tracker about the lineage (once a batch).
+                if batch.announced.insert(d) {
+                    push_change(&mut batch.applied, now, d, &old, &set, Some(g));
+                }
                 self.add_ref(d, batch);
                 self.set_route(prefix, Some(d), batch);
                 self.release(g, batch);
@@ -907,7 +921,7 @@ impl FibWriter {
                     }
                 }
                 self.put_entry(g, Some(entry), batch);
-                push_change(&mut batch.applied, now, g, &old, &set);
+                push_change(&mut batch.applied, now, g, &old, &set, None);
             } else {
                 let d = self.alloc_id()?;
                 let entry = Entry {
@@ -924,7 +938,8 @@ impl FibWriter {
                     self.put_entry(g, Some(parent), batch);
                 }
                 self.intern_if_vacant((policy, set.clone()), d, batch);
-                push_change(&mut batch.applied, now, d, &old, &set);
+                batch.announced.insert(d);
+                push_change(&mut batch.applied, now, d, &old, &set, Some(g));
                 self.set_route(prefix, Some(d), batch);
                 self.release(g, batch);
             }
@@ -1133,11 +1148,13 @@ fn push_change(
     group: GroupId,
     old: &NexthopGroup,
     set: &[Nexthop],
+    derived_from: Option<GroupId>,
 ) {
     applied.changes.push(GroupChange {
         time: now,
         group,
         members_before: old.member_ids(),
         members_after: set.iter().map(|n| n.id).collect(),
+        derived_from,
     });
 }
