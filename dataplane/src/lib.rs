@@ -4,7 +4,9 @@
 //! that the comparison report and the emulator feed through the hashing code.
 
 pub mod fib;
+pub mod io;
 pub mod neigh;
 pub mod packet;
+pub mod pipeline;
 pub mod tracker;
 pub mod traffic;
