@@ -594,7 +594,6 @@ fn synthetic_bgp_table_of_100k_matches_hashmap_reference() {
 }
 
 #[test]
-#[ignore = "full size: slow in debug builds"]
 fn synthetic_bgp_table_of_900k_matches_hashmap_reference() {
     check_synthetic(900_000, 2);
 }
