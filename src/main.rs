@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+mod bench;
 mod cli;
 mod compare;
 
@@ -28,6 +29,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    Bench(bench::BenchArgs),
     Compare(cli::CompareArgs),
     Hash(cli::HashArgs),
 }
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Bench(args) => bench::bench(args),
         Command::Compare(args) => cli::compare(args),
         Command::Hash(args) => cli::hash(args),
     };
