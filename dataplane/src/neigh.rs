@@ -47,7 +47,8 @@ pub trait NeighbourTable: Send + Sync {
 /// the record until [`take_requests`](Self::take_requests) clears it.
 #[derive(Debug, Default)]
 pub struct StaticNeighbours {
-    map: ArcSwap<HashMap<IpAddr, Neighbour>>,
+    /// ahash, not SipHash: resolved for every forwarded packet.
+    map: ArcSwap<HashMap<IpAddr, Neighbour, ahash::RandomState>>,
     requested: Mutex<BTreeSet<IpAddr>>,
 }
 

@@ -10,7 +10,7 @@ use hashing::{FieldSelection, FlowHasher, FlowKey, HashFields, HashFunction, Mem
 
 use crate::fib::table::{FibReader, FibSnapshot};
 use crate::io::PacketBatch;
-use crate::neigh::NeighbourTable;
+use crate::neigh::{Neighbour, NeighbourTable};
 use crate::packet::{
     parse_flow, DropCounters, DropReason, EthernetFrame, IpVersion, Ipv4Packet, Ipv6Packet,
     ParseOptions, ParsedPacket,
@@ -240,10 +240,10 @@ pub struct Counters {
     pub forwarded: u64,
     /// Indexed by port number (configured ports only).
     pub ports: Vec<PortCounters>,
-    /// Forwarded packets per group.
-    pub groups: HashMap<GroupId, u64>,
+    /// Forwarded packets per group (ahash: updated every batch).
+    pub groups: HashMap<GroupId, u64, ahash::RandomState>,
     /// Forwarded packets per (group, member).
-    pub members: HashMap<(GroupId, MemberId), u64>,
+    pub members: HashMap<(GroupId, MemberId), u64, ahash::RandomState>,
     pub parse_drops: DropCounters,
     /// Indexed by [`PipelineDrop::index`].
     pub pipeline_drops: [u64; PipelineDrop::COUNT],
@@ -523,6 +523,50 @@ struct Worker {
     limiter: TokenBucket,
     counters: Counters,
     dispositions: Vec<Disposition>,
+    /// Neighbours resolved in the current batch: the table is read once per
+    /// distinct nexthop per batch, not once per packet.
+    batch_neighbours: Vec<(IpAddr, Option<Neighbour>)>,
+    /// Forwarded packets per (group, member) in the current batch, folded
+    /// into the counters' maps once at the end of the batch.
+    batch_hits: Vec<(GroupId, MemberId, u64)>,
+}
+
+impl Worker {
+    /// The neighbour of `addr`, from this batch's cache or the table; a miss
+    /// asks for resolution once per batch.
+    #[inline]
+    fn neighbour(&mut self, addr: IpAddr) -> Option<Neighbour> {
+        if let Some(&(_, n)) = self.batch_neighbours.iter().find(|(a, _)| *a == addr) {
+            return n;
+        }
+        let n = self.neighbours.resolve(addr);
+        if n.is_none() {
+            self.neighbours.request(addr);
+        }
+        self.batch_neighbours.push((addr, n));
+        n
+    }
+
+    #[inline]
+    fn count_hit(&mut self, group: GroupId, member: MemberId) {
+        match self
+            .batch_hits
+            .iter_mut()
+            .find(|(g, m, _)| *g == group && *m == member)
+        {
+            Some(hit) => hit.2 += 1,
+            None => self.batch_hits.push((group, member, 1)),
+        }
+    }
+
+    /// Folds this batch's per-group and per-member hits into the counters.
+    fn end_batch(&mut self) {
+        for (g, m, n) in self.batch_hits.drain(..) {
+            *self.counters.groups.entry(g).or_insert(0) += n;
+            *self.counters.members.entry((g, m)).or_insert(0) += n;
+        }
+        self.batch_neighbours.clear();
+    }
 }
 
 /// A per-worker forwarding pipeline (no locks, no clock; see the module docs).
@@ -565,6 +609,8 @@ impl Pipeline {
                 limiter: TokenBucket::new(config.icmp.rate_pps, config.icmp.burst),
                 counters,
                 dispositions: Vec::with_capacity(crate::io::DEFAULT_BATCH_SIZE),
+                batch_neighbours: Vec::with_capacity(crate::io::DEFAULT_BATCH_SIZE),
+                batch_hits: Vec::with_capacity(crate::io::DEFAULT_BATCH_SIZE),
             },
         })
     }
@@ -595,6 +641,7 @@ impl Pipeline {
             }
             w.dispositions.push(d);
         }
+        w.end_batch();
         drop(snapshot);
         rx.clear();
     }
@@ -742,8 +789,7 @@ impl Worker {
             self.icmp_error(icmp::ErrorKind::Unreachable, port, frame, &parsed, tx, now);
             return d;
         };
-        let Some(neighbour) = self.neighbours.resolve(nexthop.addr) else {
-            self.neighbours.request(nexthop.addr);
+        let Some(neighbour) = self.neighbour(nexthop.addr) else {
             return drop_p(PipelineDrop::NeighbourMiss);
         };
         let Some(egress) = self.ports.get(neighbour.port as usize) else {
@@ -783,8 +829,7 @@ impl Worker {
             pc.tx_bytes += len;
         }
         let gid = group.id();
-        *self.counters.groups.entry(gid).or_insert(0) += 1;
-        *self.counters.members.entry((gid, nexthop.id)).or_insert(0) += 1;
+        self.count_hit(gid, nexthop.id);
         if let Some(tracker) = self.tracker.as_mut() {
             let fp = self.fingerprinter.fingerprint(&parsed.key);
             tracker.observe(fp, gid, nexthop.id, now);
