@@ -783,7 +783,7 @@ impl Worker {
             self.icmp_error(icmp::ErrorKind::TimeExceeded, port, frame, &parsed, tx, now);
             return d;
         }
-        let Some(nexthop) = group.select(&parsed.key) else {
+        let Some(nexthop) = group.select_at(&parsed.key, now) else {
             // An empty group routes nothing.
             let d = to_control(control, ControlReason::NoRoute);
             self.icmp_error(icmp::ErrorKind::Unreachable, port, frame, &parsed, tx, now);

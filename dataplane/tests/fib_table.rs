@@ -839,3 +839,105 @@ fn routes_joining_a_derived_group_created_in_the_same_batch_announce_it_once() {
         (derived, None)
     );
 }
+
+/// A resilient group with 64 buckets and the given idle timer (no forcing).
+fn resilient_policy(idle: u64) -> GroupPolicy {
+    let mut policy = GroupPolicy {
+        algorithm: Algorithm::Resilient,
+        ..GroupPolicy::default()
+    };
+    policy.params.resilient.buckets = 64;
+    policy.params.resilient.idle_timer = idle;
+    policy.params.resilient.unbalanced_timer = 0;
+    policy
+}
+
+/// Each flow's member, marking its bucket busy at `now` (as forwarding does).
+fn forward_all(reader: &FibReader, keys: &[FlowKey], now: u64) -> Vec<MemberId> {
+    let snap = reader.snapshot();
+    keys.iter()
+        .map(|k| snap.lookup(k.dst).unwrap().select_at(k, now).unwrap().id)
+        .collect()
+}
+
+#[test]
+fn a_member_added_to_a_busy_resilient_group_gets_buckets_only_once_they_go_idle() {
+    let (mut w, r) = fib();
+    let policy = resilient_policy(10 * SEC);
+    let prefix = "203.0.113.20/32";
+    w.apply(&[set_with(prefix, &[1, 2], policy.clone())], 0)
+        .unwrap();
+    let keys = flows(ip("203.0.113.20"), 4_000, 7);
+    let gid = w.route(p(prefix)).unwrap();
+    let resilient = |r: &FibReader| {
+        let snap = r.snapshot();
+        let g = snap.group(gid).unwrap();
+        let hashing::AnySelector::Resilient(res) = g.selector() else {
+            panic!("not resilient")
+        };
+        (res.clone(), g.hasher().clone())
+    };
+    // Flows in even buckets keep sending; those in odd buckets stop at 1 s.
+    let (res, hasher) = resilient(&r);
+    let (busy, quiet): (Vec<FlowKey>, Vec<FlowKey>) = keys
+        .iter()
+        .partition(|k| res.bucket_index(hasher.hash(k)) % 2 == 0);
+    assert!(busy.len() > 1_000 && quiet.len() > 1_000);
+    let busy_start = forward_all(&r, &busy, 0);
+    let quiet_start = forward_all(&r, &quiet, 0);
+
+    // Member 3 joins: every bucket is busy, so nothing moves yet.
+    w.apply(&[set_with(prefix, &[1, 2, 3], policy)], SEC)
+        .unwrap();
+    assert_eq!(w.route(p(prefix)), Some(gid), "changed in place");
+    assert_eq!(forward_all(&r, &busy, SEC), busy_start);
+    assert_eq!(forward_all(&r, &quiet, SEC), quiet_start);
+    for t in [2, 5, 9, 10] {
+        let up = w.upkeep(t * SEC);
+        assert!(up.migrated.is_empty(), "moved at {t}s: {up:?}");
+        assert_eq!(up.next, Some(11 * SEC), "odd buckets go idle at 11 s");
+        assert_eq!(forward_all(&r, &busy, t * SEC), busy_start);
+    }
+
+    // At 11 s the odd buckets are idle: the group publishes again with
+    // member 3 owning some of them, and only their flows move.
+    let up = w.upkeep(11 * SEC);
+    assert_eq!(up.migrated.len(), 1);
+    assert_eq!(up.migrated[0].0, gid);
+    assert_eq!(
+        mapping(&r, &busy),
+        busy_start.iter().map(|&m| Some(m)).collect::<Vec<_>>()
+    );
+    let quiet_after = mapping(&r, &quiet);
+    let moved: Vec<_> = quiet_after
+        .iter()
+        .zip(&quiet_start)
+        .filter(|(a, b)| a.unwrap() != **b)
+        .collect();
+    assert!(!moved.is_empty());
+    assert!(
+        moved.iter().all(|(a, _)| **a == Some(3)),
+        "a flow moved elsewhere than to 3"
+    );
+    let (res, _) = resilient(&r);
+    assert_eq!(res.buckets_per_member()[2], up.migrated[0].1);
+    assert!(res.buckets_per_member()[2] <= 21);
+
+    // Once the even buckets go quiet too, upkeep finishes the balance and
+    // then has nothing left to do.
+    w.upkeep(30 * SEC);
+    let (res, _) = resilient(&r);
+    let counts = res.buckets_per_member().to_vec();
+    assert!(counts.iter().all(|&c| (21..=22).contains(&c)), "{counts:?}");
+    assert_eq!(w.upkeep(40 * SEC), Default::default());
+}
+
+#[test]
+fn upkeep_without_a_resilient_group_publishes_nothing() {
+    let (mut w, r) = fib();
+    w.apply(&[set("203.0.113.30/32", &[1, 2, 3])], 0).unwrap();
+    let before = r.snapshot().table().iter().next().unwrap().clone();
+    assert_eq!(w.upkeep(100 * SEC), Default::default());
+    let after = r.snapshot().table().iter().next().unwrap().clone();
+    assert!(Arc::ptr_eq(&before, &after), "the table was republished");
+}

@@ -322,6 +322,19 @@ impl NexthopGroup {
         self.select_hash(self.hasher.hash(key))
     }
 
+    /// The nexthop for a packet of a flow forwarded at `now`: as
+    /// [`NexthopGroup::select`], and a resilient group records the bucket as
+    /// busy at `now` (the activity its idle timer reads, shared by every
+    /// version of the group).
+    #[inline]
+    pub fn select_at(&self, key: &FlowKey, now: Nanos) -> Option<&Nexthop> {
+        let hash = self.hasher.hash(key);
+        if let AnySelector::Resilient(r) = &self.selector {
+            r.note_activity(hash, now);
+        }
+        self.select_hash(hash)
+    }
+
     /// The nexthop for an already computed flow hash.
     #[inline]
     pub fn select_hash(&self, hash: u32) -> Option<&Nexthop> {
@@ -506,6 +519,16 @@ pub struct Applied {
     pub freed: Vec<GroupId>,
     /// LPM entries written (inserted, repointed or removed).
     pub lpm_writes: usize,
+}
+
+/// What [`FibWriter::upkeep`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Upkeep {
+    /// Groups whose buckets moved, with the number of buckets moved.
+    pub migrated: Vec<(GroupId, u32)>,
+    /// When upkeep next has work to do, if ever (the earliest deadline over
+    /// all groups).
+    pub next: Option<Nanos>,
 }
 
 /// Why a batch was refused; the FIB is unchanged.
@@ -725,6 +748,64 @@ impl FibWriter {
         let reusable = std::mem::replace(&mut self.unpublish, batch.applied.freed.clone());
         self.retired.push_back((old, reusable));
         Ok(batch.applied)
+    }
+
+    /// Periodic work at `now`: runs every group's selector upkeep (resilient
+    /// groups move idle buckets of overweight members to underweight ones,
+    /// or every such bucket once the unbalanced timer has run out, as
+    /// Linux's `nh_res_table_upkeep` does). A group whose buckets moved is
+    /// published again under its id (one table swap for all of them; the LPM
+    /// is untouched). Bucket moves are not member changes: no
+    /// [`GroupChange`] is emitted, and the flow tracker attributes the
+    /// breaks they cause to the group's latest change.
+    ///
+    /// Call it at least as often as [`Upkeep::next`] asks (the emulator calls
+    /// it at every tick and at that time); calling it more often is harmless.
+    pub fn upkeep(&mut self, now: Nanos) -> Upkeep {
+        let mut out = Upkeep::default();
+        for slot in self.groups.iter_mut() {
+            let Some(entry) = slot.as_mut() else { continue };
+            let AnySelector::Resilient(r) = &entry.group.selector else {
+                continue;
+            };
+            if r.is_balanced() {
+                continue;
+            }
+            let before = r.buckets_per_member().to_vec();
+            let mut group = NexthopGroup::clone(&entry.group);
+            let next = group.selector.upkeep(now);
+            if let AnySelector::Resilient(r) = &group.selector {
+                let moved: u32 = before
+                    .iter()
+                    .zip(r.buckets_per_member())
+                    .map(|(b, a)| b.saturating_sub(*a))
+                    .sum();
+                if moved > 0 {
+                    out.migrated.push((group.id, moved));
+                }
+            }
+            out.next = match (out.next, next) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            entry.group = Arc::new(group);
+        }
+        if out.migrated.is_empty() {
+            return out;
+        }
+        self.reclaim_ids();
+        // The groups freed by the last batch leave the table now: the LPM no
+        // longer names them (the batch finished writing it).
+        let groups: Vec<Option<Arc<NexthopGroup>>> = self
+            .groups
+            .iter()
+            .map(|e| e.as_ref().map(|e| Arc::clone(&e.group)))
+            .collect();
+        let live = groups.iter().flatten().count();
+        let old = self.table.swap(Arc::new(GroupTable { groups, live }));
+        let reusable = std::mem::take(&mut self.unpublish);
+        self.retired.push_back((old, reusable));
+        out
     }
 
     fn entry(&self, id: GroupId) -> Option<&Entry> {
