@@ -215,6 +215,13 @@ struct Run {
     worker_mpps: Vec<f64>,
     /// Mean nanoseconds per packet on one worker (elapsed / its packets).
     ns_per_packet: f64,
+    /// Millions of packets per second of CPU time the workers were given
+    /// (from `/proc/thread-self/schedstat`; unaffected by other processes
+    /// taking the CPU, unlike the wall-clock rates), per worker. `None`
+    /// where the kernel does not report it.
+    mpps_per_cpu_second: Option<f64>,
+    /// CPU nanoseconds per packet on one worker.
+    cpu_ns_per_packet: Option<f64>,
     batch_latency_ns: Latency,
     /// Packets received by the pipelines, warm-up included.
     rx_packets: u64,
@@ -435,6 +442,8 @@ struct WorkerResult {
     packets: u64,
     batches: u64,
     elapsed: Duration,
+    /// CPU time the thread ran while measuring, if the kernel reports it.
+    cpu: Option<Duration>,
     histogram: Histogram<u64>,
     counters: Counters,
     control: usize,
@@ -491,6 +500,11 @@ fn run(setup: &Setup, spec: &RunSpec) -> Result<Run> {
         .map(|r| r.packets as f64 / r.elapsed.as_secs_f64().max(1e-9) / 1e6)
         .collect();
     let mpps_total: f64 = worker_mpps.iter().sum();
+    let cpu: Option<Vec<Duration>> = results.iter().map(|r| r.cpu).collect();
+    let cpu_ns_per_packet = cpu.map(|cpu| {
+        let ns: f64 = cpu.iter().map(|c| c.as_nanos() as f64).sum();
+        ns / packets.max(1) as f64
+    });
     let mut drop_reasons: Vec<(String, u64)> = PipelineDrop::ALL
         .iter()
         .map(|&r| (r.as_str().to_string(), counters.pipeline_drops[r.index()]))
@@ -518,6 +532,8 @@ fn run(setup: &Setup, spec: &RunSpec) -> Result<Run> {
         mpps_total,
         mpps_per_worker: mpps_total / spec.workers as f64,
         ns_per_packet: 1e3 * spec.workers as f64 / mpps_total.max(1e-9),
+        mpps_per_cpu_second: cpu_ns_per_packet.map(|ns| 1e3 / ns.max(1e-9)),
+        cpu_ns_per_packet,
         worker_mpps,
         batch_latency_ns: Latency::of(&histogram),
         rx_packets: counters.rx_packets,
@@ -563,6 +579,7 @@ fn worker(
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60 * NANOS_PER_SEC, 3)
         .expect("valid histogram bounds");
     barrier.wait();
+    let cpu_start = thread_cpu_time();
     let start = Instant::now();
     let deadline = start + duration;
     let (mut packets, mut batches) = (0u64, 0u64);
@@ -582,10 +599,21 @@ fn worker(
         packets,
         batches,
         elapsed: t0.duration_since(start),
+        cpu: thread_cpu_time()
+            .zip(cpu_start)
+            .map(|(end, start)| end.saturating_sub(start)),
         histogram,
         counters: pipeline.counters().clone(),
         control: control.len(),
     }
+}
+
+/// The CPU time the calling thread has run, from Linux's
+/// `/proc/thread-self/schedstat` (nanoseconds on the CPU, first field).
+fn thread_cpu_time() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 fn dataplane(args: DataplaneArgs) -> Result<()> {
@@ -685,12 +713,13 @@ fn table_text(r: &Report) -> String {
         r.machine.cpu_model.as_deref().unwrap_or("unknown CPU")
     );
     s.push_str(&format!(
-        "{:<8} {:>7} {:>10} {:>11} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}\n",
+        "{:<8} {:>7} {:>10} {:>11} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}\n",
         "tracker",
         "workers",
         "Mpps",
         "Mpps/worker",
         "ns/pkt",
+        "cpu ns/pkt",
         "p50 ns",
         "p90 ns",
         "p99 ns",
@@ -701,12 +730,14 @@ fn table_text(r: &Report) -> String {
     for run in &r.runs {
         let l = &run.batch_latency_ns;
         s.push_str(&format!(
-            "{:<8} {:>7} {:>10.2} {:>11.2} {:>8.1} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}\n",
+            "{:<8} {:>7} {:>10.2} {:>11.2} {:>8.1} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}\n",
             run.tracker,
             run.workers,
             run.mpps_total,
             run.mpps_per_worker,
             run.ns_per_packet,
+            run.cpu_ns_per_packet
+                .map_or_else(|| "-".to_string(), |ns| format!("{ns:.1}")),
             l.p50,
             l.p90,
             l.p99,
@@ -715,6 +746,9 @@ fn table_text(r: &Report) -> String {
             run.rx_packets - run.forwarded
         ));
     }
-    s.push_str("\nLatency is per batch (refill by copy + process + discard tx).\n");
+    s.push_str(
+        "\nLatency is per batch (refill by copy + process + discard tx). cpu ns/pkt counts \
+         only the time the workers were on a CPU.\n",
+    );
     s
 }

@@ -79,7 +79,7 @@ impl PacketBuf {
     pub fn fill(&mut self, port: u32, frame: &[u8]) -> bool {
         match self.data.get_mut(..frame.len()) {
             Some(dst) => {
-                dst.copy_from_slice(frame);
+                copy_frame(dst, frame);
                 self.len = frame.len();
                 self.port = port;
                 true
@@ -87,6 +87,27 @@ impl PacketBuf {
             None => false,
         }
     }
+}
+
+/// `dst.copy_from_slice(src)` (same lengths), with the minimum-size frames
+/// (32 to 64 bytes) copied as two overlapping 32-byte blocks in line: a
+/// `memcpy` call of unknown length costs several nanoseconds, a noticeable
+/// share of a receive that copies 64-byte frames.
+#[inline]
+fn copy_frame(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if (32..=64).contains(&n) && dst.len() == n {
+        if let (Some(head), Some(tail)) = (src.first_chunk::<32>(), src.last_chunk::<32>()) {
+            if let Some(d) = dst.first_chunk_mut::<32>() {
+                *d = *head;
+            }
+            if let Some(d) = dst.last_chunk_mut::<32>() {
+                *d = *tail;
+            }
+            return;
+        }
+    }
+    dst.copy_from_slice(src);
 }
 
 /// A fixed number of packet buffers, allocated once and reused across calls.
@@ -187,7 +208,13 @@ impl PacketBatch {
         else {
             return false;
         };
-        std::mem::swap(mine, theirs);
+        // Field by field: `mem::swap` of the whole struct moves the 4-byte
+        // port with its padding as one 8-byte word, which cannot be
+        // forwarded from the 4-byte store of a `set_port` just before (the
+        // pipeline's forwarding path), a stall of about 10 ns per packet.
+        std::mem::swap(&mut mine.data, &mut theirs.data);
+        std::mem::swap(&mut mine.len, &mut theirs.len);
+        std::mem::swap(&mut mine.port, &mut theirs.port);
         other.commit();
         true
     }
@@ -283,5 +310,36 @@ impl PacketIo for MemoryIo {
         self.transmitted
             .extend(batch.iter().map(|b| (b.port(), b.frame().to_vec())));
         batch.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_copies_frames_of_every_length_exactly() {
+        let mut buf = PacketBuf::new(128);
+        for len in 0..=128usize {
+            let frame: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            assert!(buf.fill(3, &frame));
+            assert_eq!(buf.frame(), &frame[..]);
+            assert_eq!(buf.port(), 3);
+        }
+        assert!(!buf.fill(0, &[0; 129]));
+    }
+
+    #[test]
+    fn swap_into_moves_the_frame_and_its_port() {
+        let mut rx = PacketBatch::new(2, 64);
+        let mut tx = PacketBatch::new(1, 64);
+        assert!(rx.push(1, &[1, 2, 3]));
+        assert!(rx.push(2, &[4, 5]));
+        rx.get_mut(1).unwrap().set_port(9);
+        assert!(rx.swap_into(1, &mut tx));
+        assert_eq!(tx.len(), 1);
+        let sent = tx.get(0).unwrap();
+        assert_eq!((sent.port(), sent.frame()), (9, &[4u8, 5][..]));
+        assert!(!rx.swap_into(0, &mut tx), "tx is full");
     }
 }

@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -37,6 +38,19 @@ pub trait NeighbourTable: Send + Sync {
     /// Ask for `addr` to be resolved (called when [`resolve`](Self::resolve)
     /// found nothing). The default does nothing.
     fn request(&self, _addr: IpAddr) {}
+
+    /// A number that changes whenever an answer of
+    /// [`resolve`](Self::resolve) may have changed, so a reader may keep
+    /// resolved neighbours across packet batches while it stays the same;
+    /// `None` (the default) promises nothing, and readers then resolve at
+    /// least once per batch.
+    ///
+    /// An implementation must make a change visible to `resolve` before it
+    /// publishes the new number (a reader loads the number first, then
+    /// resolves).
+    fn generation(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A neighbour table filled by hand, for the emulator and tests.
@@ -49,6 +63,9 @@ pub trait NeighbourTable: Send + Sync {
 pub struct StaticNeighbours {
     /// ahash, not SipHash: resolved for every forwarded packet.
     map: ArcSwap<HashMap<IpAddr, Neighbour, ahash::RandomState>>,
+    /// Bumped after every change of `map` (see
+    /// [`NeighbourTable::generation`]).
+    generation: AtomicU64,
     requested: Mutex<BTreeSet<IpAddr>>,
 }
 
@@ -66,6 +83,7 @@ impl StaticNeighbours {
             previous = next.insert(addr, neighbour);
             next
         });
+        self.generation.fetch_add(1, Ordering::Release);
         previous
     }
 
@@ -77,6 +95,7 @@ impl StaticNeighbours {
             previous = next.remove(&addr);
             next
         });
+        self.generation.fetch_add(1, Ordering::Release);
         previous
     }
 
@@ -126,6 +145,12 @@ impl NeighbourTable for StaticNeighbours {
             self.lock_requests().insert(addr);
         }
     }
+
+    /// Counts the changes made by [`insert`](Self::insert) and
+    /// [`remove`](Self::remove) (each bumps it after publishing).
+    fn generation(&self) -> Option<u64> {
+        Some(self.generation.load(Ordering::Acquire))
+    }
 }
 
 impl<T: NeighbourTable + ?Sized> NeighbourTable for Arc<T> {
@@ -135,5 +160,39 @@ impl<T: NeighbourTable + ?Sized> NeighbourTable for Arc<T> {
 
     fn request(&self, addr: IpAddr) {
         (**self).request(addr)
+    }
+
+    fn generation(&self) -> Option<u64> {
+        (**self).generation()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    #[test]
+    fn every_change_bumps_the_generation_and_reads_do_not() {
+        let table = StaticNeighbours::new();
+        let addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let n = Neighbour {
+            mac: [2, 0, 0, 0, 0, 1],
+            port: 1,
+        };
+        let g0 = table.generation().expect("a static table has generations");
+        table.insert(addr, n);
+        let g1 = table.generation().unwrap();
+        assert_ne!(g0, g1);
+        assert_eq!(table.resolve(addr), Some(n));
+        table.request(addr);
+        assert_eq!(table.generation(), Some(g1));
+        table.remove(addr);
+        assert_ne!(table.generation(), Some(g1));
+        // Through an `Arc`, as the pipeline holds it.
+        let shared: Arc<dyn NeighbourTable> = Arc::new(table);
+        assert_eq!(shared.generation(), shared.generation());
+        assert!(shared.resolve(addr).is_none());
     }
 }

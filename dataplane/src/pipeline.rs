@@ -6,14 +6,17 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use hashing::{FieldSelection, FlowHasher, FlowKey, HashFields, HashFunction, MemberId, Nanos};
+use hashing::{
+    AnySelector, FieldSelection, FlowHasher, FlowKey, HashFields, HashFunction, MemberId, Nanos,
+    Selector,
+};
 
 use crate::fib::table::{FibReader, FibSnapshot};
 use crate::io::PacketBatch;
 use crate::neigh::{Neighbour, NeighbourTable};
 use crate::packet::{
-    parse_flow, DropCounters, DropReason, EthernetFrame, IpVersion, Ipv4Packet, Ipv6Packet,
-    ParseOptions, ParsedPacket,
+    ipv4_decrement_ttl, parse_flow, DropCounters, DropReason, EthernetFrame, IpVersion, Ipv4Packet,
+    Ipv6Packet, ParseOptions, ParsedPacket, PROTO_TCP, PROTO_UDP,
 };
 use crate::tracker::{EventId, FlowTracker, GroupChange, GroupId, TrackerConfig, TrackerError};
 
@@ -509,6 +512,257 @@ impl Fingerprinter {
         let input = self.selection.input(key);
         (u64::from(self.high.hash_input(&input)) << 32) | u64::from(self.low.hash_input(&input))
     }
+
+    /// The fingerprint of a fast-path frame's 5-tuple: the same value as
+    /// [`fingerprint`](Self::fingerprint) of its key.
+    #[inline]
+    fn fingerprint_v4(&self, f: &FastV4, port: u32) -> u64 {
+        let (s, d, sp, dp, p) = (f.src, f.dst, f.src_port, f.dst_port, f.proto);
+        (u64::from(self.high.hash_v4(s, d, sp, dp, p, port)) << 32)
+            | u64::from(self.low.hash_v4(s, d, sp, dp, p, port))
+    }
+}
+
+/// Slots of the neighbour cache (direct mapped; a power of two).
+const NEIGHBOUR_SLOTS: usize = 256;
+
+/// Resolved neighbours kept across batches while the table's
+/// [`NeighbourTable::generation`] stays the same (flushed every batch for a
+/// table without one), plus this batch's misses, so the table is read at most
+/// once per distinct nexthop per batch and a miss is requested once per batch.
+struct NeighbourCache {
+    generation: Option<u64>,
+    slots: Box<[Option<(IpAddr, Neighbour)>]>,
+    misses: Vec<IpAddr>,
+}
+
+impl NeighbourCache {
+    fn new() -> Self {
+        NeighbourCache {
+            generation: None,
+            slots: vec![None; NEIGHBOUR_SLOTS].into_boxed_slice(),
+            misses: Vec::new(),
+        }
+    }
+
+    /// Starts a batch: keeps the entries only if `table` says nothing
+    /// changed since they were resolved.
+    fn start_batch(&mut self, table: &dyn NeighbourTable) {
+        let generation = table.generation();
+        if generation.is_none() || generation != self.generation {
+            self.slots.fill(None);
+            self.generation = generation;
+        }
+        self.misses.clear();
+    }
+
+    #[inline]
+    fn slot(addr: IpAddr) -> usize {
+        let bits = match addr {
+            IpAddr::V4(a) => u64::from(u32::from(a)),
+            IpAddr::V6(a) => {
+                let x = u128::from(a);
+                (x as u64) ^ ((x >> 64) as u64)
+            }
+        };
+        (bits.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize % NEIGHBOUR_SLOTS
+    }
+
+    /// The neighbour of `addr`, from the cache or `table`; a miss asks for
+    /// resolution once per batch.
+    #[inline]
+    fn resolve(&mut self, table: &dyn NeighbourTable, addr: IpAddr) -> Option<Neighbour> {
+        let slot = Self::slot(addr);
+        if let Some(Some((a, n))) = self.slots.get(slot) {
+            if *a == addr {
+                return Some(*n);
+            }
+        }
+        if self.misses.contains(&addr) {
+            return None;
+        }
+        match table.resolve(addr) {
+            Some(n) => {
+                if let Some(s) = self.slots.get_mut(slot) {
+                    *s = Some((addr, n));
+                }
+                Some(n)
+            }
+            None => {
+                table.request(addr);
+                self.misses.push(addr);
+                None
+            }
+        }
+    }
+}
+
+/// Forwarded packets per (group, member) in the current batch: an
+/// open-addressing table, folded into the counters' maps once per batch.
+struct BatchHits {
+    /// `(group << 32 | member, packets)`; [`BatchHits::EMPTY`] marks a free
+    /// slot. Never more than half full.
+    slots: Vec<(u64, u64)>,
+    used: Vec<usize>,
+    /// Per-group sums while folding, so each group's map entry is updated
+    /// once per batch rather than once per member.
+    groups: Vec<(GroupId, u64)>,
+}
+
+impl BatchHits {
+    /// No group has this id (group ids stay below 2^30).
+    const EMPTY: u64 = u64::MAX;
+    /// Groups summed per batch before the fold updates the map directly.
+    const GROUP_SUMS: usize = 16;
+
+    fn new() -> Self {
+        BatchHits {
+            slots: vec![(Self::EMPTY, 0); 64],
+            used: Vec::new(),
+            groups: Vec::new(),
+        }
+    }
+
+    /// Makes room for `packets` distinct pairs (at most half full).
+    fn reserve(&mut self, packets: usize) {
+        let want = (2 * packets).next_power_of_two().max(64);
+        if self.slots.len() < want {
+            self.slots = vec![(Self::EMPTY, 0); want];
+        }
+    }
+
+    #[inline]
+    fn count(&mut self, group: GroupId, member: MemberId) {
+        let key = (u64::from(group) << 32) | u64::from(member);
+        let mask = self.slots.len() - 1;
+        let mut i = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize & mask;
+        // Terminates: `reserve` keeps the table at most half full.
+        loop {
+            let Some(slot) = self.slots.get_mut(i) else {
+                return;
+            };
+            if slot.0 == key {
+                slot.1 += 1;
+                return;
+            }
+            if slot.0 == Self::EMPTY {
+                *slot = (key, 1);
+                self.used.push(i);
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Adds the batch's hits to `counters` and empties the table: one map
+    /// update per distinct (group, member) and one per group, per batch.
+    fn fold_into(&mut self, counters: &mut Counters) {
+        for &i in &self.used {
+            if let Some(slot) = self.slots.get_mut(i) {
+                let (key, n) = std::mem::replace(slot, (Self::EMPTY, 0));
+                let (g, m) = ((key >> 32) as GroupId, key as MemberId);
+                match counters.members.get_mut(&(g, m)) {
+                    Some(c) => *c += n,
+                    None => {
+                        counters.members.insert((g, m), n);
+                    }
+                }
+                // A short list, so that many groups in a large batch cost no
+                // more than a map update each.
+                let room = self.groups.len() < Self::GROUP_SUMS;
+                match self.groups.iter_mut().find(|(id, _)| *id == g) {
+                    Some(sum) => sum.1 += n,
+                    None if room => self.groups.push((g, n)),
+                    None => *counters.groups.entry(g).or_insert(0) += n,
+                }
+            }
+        }
+        self.used.clear();
+        for (g, n) in self.groups.drain(..) {
+            match counters.groups.get_mut(&g) {
+                Some(c) => *c += n,
+                None => {
+                    counters.groups.insert(g, n);
+                }
+            }
+        }
+    }
+}
+
+/// Offset of the IPv4 header in a frame the fast path takes.
+const FAST_L3: usize = 14;
+/// Offset of its transport header (no IPv4 options).
+const FAST_L4: usize = FAST_L3 + 20;
+
+/// The common case, read straight from the bytes of a frame: untagged
+/// Ethernet unicast to the ingress port's MAC, IPv4 without options, not a
+/// fragment, TTL above 1, TCP or UDP with a complete header, to a unicast
+/// destination. `parse_flow` accepts every such frame, with the key these
+/// fields make, and the general path's MAC, multicast and TTL checks pass it;
+/// the caller checks the destination is not one of the router's own.
+#[derive(Clone, Copy, Debug)]
+struct FastV4 {
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    src_port: u16,
+    dst_port: u16,
+    proto: u8,
+}
+
+/// `frame`'s [`FastV4`] if it is the common case for a port with MAC
+/// `port_mac`; `None` sends it down the general path, which decides.
+#[inline]
+fn fast_v4(frame: &[u8], port_mac: &[u8; 6]) -> Option<FastV4> {
+    // Ethernet, IPv4 header, and the transport header's 4 bytes of ports.
+    let h: &[u8; FAST_L4 + 4] = frame.first_chunk()?;
+    let [d0, d1, d2, d3, d4, d5, _, _, _, _, _, _, 0x08, 0x00, 0x45, _, t0, t1, _, _, f0, f1, ttl, proto, _, _, s0, s1, s2, s3, a0, a1, a2, a3, p0, p1, p2, p3] =
+        *h
+    else {
+        return None;
+    };
+    // Unicast to this port: the general path sends link-layer group frames to
+    // the control path and drops frames for other MACs.
+    if [d0, d1, d2, d3, d4, d5] != *port_mac || d0 & 1 != 0 {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([t0, t1]));
+    // The whole IP packet present; MF clear and offset 0; TTL left to
+    // decrement.
+    if total > frame.len() - FAST_L3 || u16::from_be_bytes([f0, f1]) & 0x3fff != 0 || ttl <= 1 {
+        return None;
+    }
+    let l4_len = total.checked_sub(20)?;
+    let complete = match proto {
+        PROTO_TCP => {
+            let header = frame
+                .get(FAST_L4 + 12)
+                .map_or(0, |b| usize::from(b >> 4) * 4);
+            l4_len >= 20 && header >= 20 && header <= l4_len
+        }
+        PROTO_UDP => l4_len >= 8,
+        _ => false,
+    };
+    let dst = Ipv4Addr::new(a0, a1, a2, a3);
+    if !complete || dst.is_multicast() || dst.is_broadcast() {
+        return None;
+    }
+    Some(FastV4 {
+        src: Ipv4Addr::new(s0, s1, s2, s3),
+        dst,
+        src_port: u16::from_be_bytes([p0, p1]),
+        dst_port: u16::from_be_bytes([p2, p3]),
+        proto,
+    })
+}
+
+/// A fast-path frame's nexthop, chosen in the batch's selection stage.
+#[derive(Clone, Copy, Debug)]
+struct Chosen {
+    group: GroupId,
+    member: MemberId,
+    addr: IpAddr,
+    /// The flow's tracker fingerprint (0 with tracking off).
+    fingerprint: u64,
 }
 
 /// One worker's pipeline: everything but the FIB reader, so a batch's
@@ -516,6 +770,8 @@ impl Fingerprinter {
 struct Worker {
     ports: Vec<PortConfig>,
     own: Vec<IpAddr>,
+    /// The IPv4 addresses of `own`, for the fast path.
+    own_v4: Vec<Ipv4Addr>,
     parse: ParseOptions,
     neighbours: Arc<dyn NeighbourTable>,
     tracker: Option<FlowTracker>,
@@ -523,49 +779,98 @@ struct Worker {
     limiter: TokenBucket,
     counters: Counters,
     dispositions: Vec<Disposition>,
-    /// Neighbours resolved in the current batch: the table is read once per
-    /// distinct nexthop per batch, not once per packet.
-    batch_neighbours: Vec<(IpAddr, Option<Neighbour>)>,
-    /// Forwarded packets per (group, member) in the current batch, folded
-    /// into the counters' maps once at the end of the batch.
-    batch_hits: Vec<(GroupId, MemberId, u64)>,
+    neighbour_cache: NeighbourCache,
+    hits: BatchHits,
+    /// Per frame of the batch: its fast-path fields, if it is the common
+    /// case.
+    fast: Vec<Option<FastV4>>,
+    /// Per frame: the IPv4 destination to look up (0 for the others).
+    dsts: Vec<u32>,
+    /// Per frame: the group id the LPM gave for `dsts`.
+    group_ids: Vec<u32>,
+    /// Per frame: the nexthop of a fast-path frame with a route and a
+    /// nonempty group.
+    chosen: Vec<Option<Chosen>>,
+    /// Off only in tests, which compare the fast path with the general one.
+    fast_path: bool,
 }
 
 impl Worker {
-    /// The neighbour of `addr`, from this batch's cache or the table; a miss
-    /// asks for resolution once per batch.
+    /// The neighbour of `addr` (see [`NeighbourCache::resolve`]).
     #[inline]
     fn neighbour(&mut self, addr: IpAddr) -> Option<Neighbour> {
-        if let Some(&(_, n)) = self.batch_neighbours.iter().find(|(a, _)| *a == addr) {
-            return n;
-        }
-        let n = self.neighbours.resolve(addr);
-        if n.is_none() {
-            self.neighbours.request(addr);
-        }
-        self.batch_neighbours.push((addr, n));
-        n
+        self.neighbour_cache.resolve(&*self.neighbours, addr)
     }
 
     #[inline]
     fn count_hit(&mut self, group: GroupId, member: MemberId) {
-        match self
-            .batch_hits
-            .iter_mut()
-            .find(|(g, m, _)| *g == group && *m == member)
-        {
-            Some(hit) => hit.2 += 1,
-            None => self.batch_hits.push((group, member, 1)),
-        }
+        self.hits.count(group, member);
     }
 
     /// Folds this batch's per-group and per-member hits into the counters.
     fn end_batch(&mut self) {
-        for (g, m, n) in self.batch_hits.drain(..) {
-            *self.counters.groups.entry(g).or_insert(0) += n;
-            *self.counters.members.entry((g, m)).or_insert(0) += n;
+        self.hits.fold_into(&mut self.counters);
+    }
+
+    /// Stage one of a batch: which frames take the fast path, and their
+    /// destinations for the batched LPM lookup.
+    /// Each destination's LPM entry is prefetched as soon as it is known,
+    /// so the memory loads overlap the classification of later frames.
+    fn classify(&mut self, fib: &FibSnapshot<'_>, rx: &PacketBatch) {
+        self.fast.clear();
+        self.dsts.clear();
+        for buf in rx.iter() {
+            let fast = match self.ports.get(buf.port() as usize) {
+                Some(cfg) if self.fast_path => {
+                    fast_v4(buf.frame(), &cfg.mac).filter(|f| !self.own_v4.contains(&f.dst))
+                }
+                _ => None,
+            };
+            let dst = fast.map_or(0, |f| u32::from(f.dst));
+            fib.prefetch_v4(dst);
+            self.fast.push(fast);
+            self.dsts.push(dst);
         }
-        self.batch_neighbours.clear();
+        self.group_ids.clear();
+        self.group_ids
+            .resize(self.dsts.len(), crate::fib::lpm4::NO_ROUTE);
+    }
+
+    /// Stage three: the nexthop of every fast-path frame with a route, as
+    /// `NexthopGroup::select_at` chooses it (a resilient group notes its
+    /// bucket as busy at `now`). A frame whose group is empty gets none
+    /// and goes down the general path, which queues the ICMP error.
+    fn select(&mut self, fib: &FibSnapshot<'_>, rx: &PacketBatch, now: Nanos) {
+        self.chosen.clear();
+        for ((buf, fast), &id) in rx.iter().zip(&self.fast).zip(&self.group_ids) {
+            let chosen = fast.and_then(|f| {
+                let group = fib.group(id)?;
+                let hash = group.hasher().hash_v4(
+                    f.src,
+                    f.dst,
+                    f.src_port,
+                    f.dst_port,
+                    f.proto,
+                    buf.port(),
+                );
+                if let AnySelector::Resilient(r) = group.selector() {
+                    r.note_activity(hash, now);
+                }
+                let nexthop = group.select_hash(hash)?;
+                let mut fingerprint = 0;
+                if let Some(tracker) = &self.tracker {
+                    fingerprint = self.fingerprinter.fingerprint_v4(&f, buf.port());
+                    tracker.prefetch(fingerprint);
+                }
+                Some(Chosen {
+                    group: group.id(),
+                    member: nexthop.id,
+                    addr: nexthop.addr,
+                    fingerprint,
+                })
+            });
+            self.chosen.push(chosen);
+        }
     }
 }
 
@@ -588,29 +893,43 @@ impl Pipeline {
         } else {
             None
         };
-        let own = config
+        let own: Vec<IpAddr> = config
             .ports
             .iter()
             .flat_map(|p| p.addrs.iter().copied())
+            .collect();
+        let own_v4 = own
+            .iter()
+            .filter_map(|a| match a {
+                IpAddr::V4(a) => Some(*a),
+                IpAddr::V6(_) => None,
+            })
             .collect();
         let counters = Counters {
             ports: vec![PortCounters::default(); config.ports.len()],
             ..Counters::default()
         };
+        let batch = crate::io::DEFAULT_BATCH_SIZE;
         Ok(Pipeline {
             fib,
             worker: Worker {
                 ports: config.ports,
                 own,
+                own_v4,
                 parse: config.parse,
                 neighbours,
                 tracker,
                 fingerprinter: Fingerprinter::default(),
                 limiter: TokenBucket::new(config.icmp.rate_pps, config.icmp.burst),
                 counters,
-                dispositions: Vec::with_capacity(crate::io::DEFAULT_BATCH_SIZE),
-                batch_neighbours: Vec::with_capacity(crate::io::DEFAULT_BATCH_SIZE),
-                batch_hits: Vec::with_capacity(crate::io::DEFAULT_BATCH_SIZE),
+                dispositions: Vec::with_capacity(batch),
+                neighbour_cache: NeighbourCache::new(),
+                hits: BatchHits::new(),
+                fast: Vec::with_capacity(batch),
+                dsts: Vec::with_capacity(batch),
+                group_ids: Vec::with_capacity(batch),
+                chosen: Vec::with_capacity(batch),
+                fast_path: true,
             },
         })
     }
@@ -619,6 +938,14 @@ impl Pipeline {
     /// appended to `tx` (by buffer exchange, no copy), control frames copied
     /// to `control`, ICMP errors (rate limited) appended to `tx` on the
     /// ingress port. One FIB snapshot serves the whole batch.
+    ///
+    /// In stages, so that the cache misses of different frames overlap: the
+    /// common case (see `fast_v4`) is recognised for every frame first, then
+    /// the LPM looks up all their destinations at once, then each frame is
+    /// forwarded in order. Every other frame, and a common-case frame
+    /// without a route or with an empty group, takes the general path
+    /// (`Worker::packet`); both give the same dispositions, frames and
+    /// counters.
     pub fn process(
         &mut self,
         rx: &mut PacketBatch,
@@ -629,8 +956,16 @@ impl Pipeline {
         let snapshot = self.fib.snapshot();
         let w = &mut self.worker;
         w.dispositions.clear();
+        w.neighbour_cache.start_batch(&*w.neighbours);
+        w.hits.reserve(rx.len());
+        w.classify(&snapshot, rx);
+        snapshot.lookup_v4_batch(&w.dsts, &mut w.group_ids);
+        w.select(&snapshot, rx, now);
         for i in 0..rx.len() {
-            let d = w.packet(&snapshot, rx, i, tx, control, now);
+            let d = match w.chosen.get(i) {
+                Some(&Some(c)) => w.forward_v4(c, rx, i, tx, now),
+                _ => w.packet(&snapshot, rx, i, tx, control, now),
+            };
             match d {
                 Disposition::Forward { .. } => w.counters.forwarded += 1,
                 Disposition::Control(r) => w.counters.control[r.index()] += 1,
@@ -710,6 +1045,67 @@ fn is_ipv6_link_local(addr: IpAddr) -> bool {
 }
 
 impl Worker {
+    /// The rest of the fast path for frame `i` (a common-case frame whose
+    /// nexthop the selection stage chose as `c`): neighbour, rewrite,
+    /// counters, exactly as
+    /// [`Worker::packet`] does for such a frame.
+    #[inline]
+    fn forward_v4(
+        &mut self,
+        c: Chosen,
+        rx: &mut PacketBatch,
+        i: usize,
+        tx: &mut PacketBatch,
+        now: Nanos,
+    ) -> Disposition {
+        let Some(buf) = rx.get_mut(i) else {
+            return drop_p(PipelineDrop::UnknownPort);
+        };
+        let port = buf.port();
+        let len = buf.len() as u64;
+        self.counters.rx_packets += 1;
+        self.counters.rx_bytes += len;
+        if let Some(pc) = self.counters.ports.get_mut(port as usize) {
+            pc.rx_packets += 1;
+            pc.rx_bytes += len;
+        }
+        let Some(neighbour) = self.neighbour_cache.resolve(&*self.neighbours, c.addr) else {
+            return drop_p(PipelineDrop::NeighbourMiss);
+        };
+        let Some(egress) = self.ports.get(neighbour.port as usize) else {
+            return drop_p(PipelineDrop::NoEgressPort);
+        };
+        if tx.is_full() {
+            return drop_p(PipelineDrop::TxFull);
+        }
+
+        let frame = buf.frame_mut();
+        if let Some(Err(r)) = frame.get_mut(FAST_L3..).map(ipv4_decrement_ttl) {
+            // Unreachable: the classifier saw a TTL above 1.
+            return Disposition::Drop(DropCause::Parse(r));
+        }
+        if let Some(macs) = frame.first_chunk_mut::<12>() {
+            macs[..6].copy_from_slice(&neighbour.mac);
+            macs[6..].copy_from_slice(&egress.mac);
+        }
+        buf.set_port(neighbour.port);
+        if !rx.swap_into(i, tx) {
+            return drop_p(PipelineDrop::TxFull);
+        }
+
+        if let Some(pc) = self.counters.ports.get_mut(neighbour.port as usize) {
+            pc.tx_packets += 1;
+            pc.tx_bytes += len;
+        }
+        self.hits.count(c.group, c.member);
+        if let Some(tracker) = self.tracker.as_mut() {
+            tracker.observe(c.fingerprint, c.group, c.member, now);
+        }
+        Disposition::Forward {
+            port: neighbour.port,
+        }
+    }
+
     fn packet(
         &mut self,
         fib: &FibSnapshot<'_>,
@@ -894,5 +1290,307 @@ impl Worker {
             pc.tx_packets += 1;
             pc.tx_bytes += n as u64;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use hashing::Algorithm;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::fib::lpm4::Lpm4Config;
+    use crate::fib::lpm6::Lpm6Config;
+    use crate::fib::table::{self, FibConfig, FibUpdate, GroupPolicy, Nexthop, Prefix};
+    use crate::neigh::StaticNeighbours;
+    use crate::packet::internet_checksum;
+
+    const ROUTER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+
+    fn mac(port: u32) -> [u8; 6] {
+        [0x02, 0, 0, 0, 0, port as u8]
+    }
+
+    /// Two pipelines over one FIB and one neighbour table, the second with
+    /// the fast path off. Routes: 198.51.100.0/24 to a resilient group,
+    /// 203.0.113.0/25 to a modulo group, 203.0.113.128/25 to a group whose
+    /// nexthop has no neighbour, 100.64.0.0/10 to an L3 symmetric CRC group.
+    fn pipelines(track_flows: bool) -> (Pipeline, Pipeline, Arc<StaticNeighbours>) {
+        // One FIB for every case: each allocates the 64 MiB IPv4 table.
+        static FIB: std::sync::OnceLock<FibReader> = std::sync::OnceLock::new();
+        let reader = FIB.get_or_init(fib).clone();
+        let neighbours = Arc::new(StaticNeighbours::new());
+        for id in 1..=4u32 {
+            neighbours.insert(
+                nh(id).addr,
+                Neighbour {
+                    mac: [0x02, 0xaa, 0, 0, 0, id as u8],
+                    // Member 4's port is not configured.
+                    port: if id == 4 { 7 } else { id },
+                },
+            );
+        }
+        let ports: Vec<PortConfig> = (0..4)
+            .map(|p| PortConfig {
+                mac: mac(p),
+                addrs: vec![IpAddr::V4(if p == 0 {
+                    ROUTER
+                } else {
+                    Ipv4Addr::new(10, 0, 0, 100 + p as u8)
+                })],
+            })
+            .collect();
+        let mut config = PipelineConfig::new(ports);
+        config.track_flows = track_flows;
+        let fast = Pipeline::new(config.clone(), reader.clone(), neighbours.clone()).unwrap();
+        let mut general = Pipeline::new(config, reader, neighbours.clone()).unwrap();
+        general.worker.fast_path = false;
+        (fast, general, neighbours)
+    }
+
+    fn nh(id: u32) -> Nexthop {
+        Nexthop::new(id, IpAddr::V4(Ipv4Addr::new(10, 0, 0, id as u8)))
+    }
+
+    fn fib() -> FibReader {
+        let (mut writer, reader) = table::new(FibConfig {
+            lpm4: Lpm4Config { tbl8_groups: 16 },
+            lpm6: Lpm6Config { groups: 16 },
+            grace: Duration::from_millis(1),
+            ..FibConfig::default()
+        });
+        let policy = |algorithm, fields, hash, symmetric| {
+            Some(GroupPolicy {
+                algorithm,
+                fields: FieldSelection::new(fields).symmetric(symmetric),
+                hash,
+                ..GroupPolicy::default()
+            })
+        };
+        let route = |prefix: &str, ids: &[u32], policy| FibUpdate::SetRoute {
+            prefix: prefix.parse::<Prefix>().unwrap(),
+            nexthops: ids.iter().map(|&i| nh(i)).collect(),
+            policy,
+        };
+        writer
+            .apply(
+                &[
+                    route("198.51.100.0/24", &[1, 2, 3, 4], None),
+                    route(
+                        "203.0.113.0/25",
+                        &[1, 2, 3],
+                        policy(
+                            Algorithm::ModuloN,
+                            HashFields::L4,
+                            HashFunction::Xxh3,
+                            false,
+                        ),
+                    ),
+                    route("203.0.113.128/25", &[9], None),
+                    route(
+                        "100.64.0.0/10",
+                        &[2, 4],
+                        policy(
+                            Algorithm::Resilient,
+                            HashFields::L3,
+                            HashFunction::Crc32,
+                            true,
+                        ),
+                    ),
+                ],
+                0,
+            )
+            .unwrap();
+        reader
+    }
+
+    /// An Ethernet/IPv4 frame with a TCP or UDP header (or not), then
+    /// mutated: the fields the fast path checks take values on both sides
+    /// of each of its conditions.
+    fn frame() -> impl Strategy<Value = (u32, Vec<u8>)> {
+        let dst = prop_oneof![
+            4 => any::<u8>().prop_map(|h| Ipv4Addr::new(198, 51, 100, h)),
+            4 => any::<u8>().prop_map(|h| Ipv4Addr::new(203, 0, 113, h)),
+            4 => any::<u32>().prop_map(|x| Ipv4Addr::from(0x6440_0000 | (x & 0x003f_ffff))),
+            1 => Just(ROUTER),
+            1 => Just(Ipv4Addr::new(10, 0, 0, 101)),
+            1 => Just(Ipv4Addr::new(224, 0, 0, 5)),
+            1 => Just(Ipv4Addr::BROADCAST),
+            1 => any::<u32>().prop_map(Ipv4Addr::from),
+        ];
+        (
+            dst,
+            any::<u32>(),
+            any::<[u16; 2]>(),
+            prop_oneof![4 => Just(6u8), 4 => Just(17u8), 1 => Just(1u8), 1 => any::<u8>()],
+            prop_oneof![8 => Just(64u8), 1 => Just(1u8), 1 => Just(0u8), 1 => any::<u8>()],
+            prop_oneof![4 => Just(0u16), 1 => Just(0x4000u16), 1 => any::<u16>()],
+            prop_oneof![8 => Just(0x45u8), 1 => Just(0x46u8), 1 => any::<u8>()],
+            prop_oneof![8 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)],
+            (
+                any::<u8>(),
+                prop_oneof![8 => Just(0usize), 1 => Just(1), 1 => Just(2)],
+                0usize..5,
+            ),
+            prop_oneof![8 => Just(0x50u8), 1 => any::<u8>()],
+            prop_oneof![
+                4 => Just(Vec::new()),
+                1 => prop::collection::vec((0usize..80, any::<u8>()), 1..2),
+            ],
+            0usize..100,
+        )
+            .prop_map(
+                |(
+                    dst,
+                    src,
+                    ports,
+                    proto,
+                    ttl,
+                    flags,
+                    ver_ihl,
+                    mac_kind,
+                    (len_delta, len_kind, port),
+                    tcp_off,
+                    flips,
+                    cut,
+                )| {
+                    let l4_len: usize = if proto == 17 { 8 } else { 20 };
+                    let payload = 6;
+                    let mut f = Vec::new();
+                    f.extend_from_slice(&match mac_kind {
+                        0 => mac(port as u32),
+                        1 => [0xff; 6],
+                        _ => [0x02, 0x99, 0, 0, 0, 0],
+                    });
+                    f.extend_from_slice(&[0x02, 0xcc, 0, 0, 0, 1, 0x08, 0x00]);
+                    let total = 20 + l4_len + payload;
+                    let total = match len_kind {
+                        0 => total,
+                        1 => total.saturating_sub(usize::from(len_delta % 40)),
+                        _ => total + usize::from(len_delta % 8),
+                    };
+                    let mut ip = [0u8; 20];
+                    ip[0] = ver_ihl;
+                    ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+                    ip[6..8].copy_from_slice(&flags.to_be_bytes());
+                    ip[8] = ttl;
+                    ip[9] = proto;
+                    ip[12..16].copy_from_slice(&src.to_be_bytes());
+                    ip[16..20].copy_from_slice(&dst.octets());
+                    let c = internet_checksum(&ip);
+                    ip[10..12].copy_from_slice(&c.to_be_bytes());
+                    f.extend_from_slice(&ip);
+                    let mut l4 = vec![0u8; l4_len + payload];
+                    l4[0..2].copy_from_slice(&ports[0].to_be_bytes());
+                    l4[2..4].copy_from_slice(&ports[1].to_be_bytes());
+                    if l4_len == 20 {
+                        l4[12] = tcp_off;
+                    }
+                    f.extend_from_slice(&l4);
+                    f.extend_from_slice(&[0; 4]); // FCS
+                    for (at, byte) in flips {
+                        if let Some(b) = f.get_mut(at) {
+                            *b = byte;
+                        }
+                    }
+                    if cut < 15 {
+                        f.truncate(f.len().saturating_sub(cut * 4));
+                    }
+                    (port as u32, f)
+                },
+            )
+    }
+
+    /// Dispositions, transmitted (port, frame)s, control packets.
+    type Outcome = (Vec<Disposition>, Vec<(u32, Vec<u8>)>, Vec<ControlPacket>);
+
+    fn run(p: &mut Pipeline, frames: &[(u32, Vec<u8>)], tx_slots: usize, now: Nanos) -> Outcome {
+        let mut rx = PacketBatch::new(frames.len().max(1), 256);
+        for (port, f) in frames {
+            assert!(rx.push(*port, f));
+        }
+        let mut tx = PacketBatch::new(tx_slots, 256);
+        let mut control = Vec::new();
+        p.process(&mut rx, &mut tx, &mut control, now);
+        let sent = tx.iter().map(|b| (b.port(), b.frame().to_vec())).collect();
+        (p.dispositions().to_vec(), sent, control)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn the_fast_path_forwards_exactly_as_the_general_path(
+            batches in prop::collection::vec(prop::collection::vec(frame(), 1..40), 1..4),
+            tx_slots in prop_oneof![Just(64usize), 1usize..40],
+            track in any::<bool>(),
+            drop_neighbour in any::<bool>(),
+        ) {
+            let (mut fast, mut general, neighbours) = pipelines(track);
+            for (i, batch) in batches.iter().enumerate() {
+                if drop_neighbour && i == 1 {
+                    neighbours.remove(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
+                }
+                let now = NANOS_PER_SEC * (i as u64 + 1);
+                let a = run(&mut fast, batch, tx_slots, now);
+                let b = run(&mut general, batch, tx_slots, now);
+                prop_assert_eq!(a, b);
+                prop_assert_eq!(fast.counters(), general.counters());
+            }
+            prop_assert_eq!(
+                fast.tracker().map(|t| t.stats()),
+                general.tracker().map(|t| t.stats())
+            );
+        }
+    }
+
+    #[test]
+    fn batch_hits_fold_every_pair_and_group_exactly() {
+        let mut hits = BatchHits::new();
+        let mut counters = Counters::default();
+        for round in 0..2u64 {
+            hits.reserve(40 * 3 * 2);
+            for g in 0..40u32 {
+                for m in 0..3u32 {
+                    for _ in 0..=m {
+                        hits.count(g, m);
+                    }
+                }
+            }
+            hits.fold_into(&mut counters);
+            for g in 0..40u32 {
+                assert_eq!(counters.groups[&g], 6 * (round + 1));
+                for m in 0..3u32 {
+                    assert_eq!(counters.members[&(g, m)], u64::from(m + 1) * (round + 1));
+                }
+            }
+        }
+        assert_eq!(counters.groups.len(), 40);
+        assert_eq!(counters.members.len(), 120);
+    }
+
+    #[test]
+    fn common_frames_take_the_fast_path() {
+        let (mut fast, _, _) = pipelines(false);
+        let mut f = vec![0u8; 64];
+        f[..6].copy_from_slice(&mac(0));
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&46u16.to_be_bytes());
+        f[22] = 64;
+        f[23] = 6;
+        f[30..34].copy_from_slice(&[198, 51, 100, 7]);
+        f[46] = 0x50;
+        let mut rx = PacketBatch::new(4, 256);
+        rx.push(0, &f);
+        fast.worker.classify(&fast.fib.snapshot(), &rx);
+        assert!(fast.worker.fast[0].is_some());
+        // A VLAN tag, or IPv4 options, send it down the general path.
+        f[14] = 0x46;
+        let mut rx = PacketBatch::new(4, 256);
+        rx.push(0, &f);
+        fast.worker.classify(&fast.fib.snapshot(), &rx);
+        assert!(fast.worker.fast[0].is_none());
     }
 }

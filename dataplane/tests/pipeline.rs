@@ -674,3 +674,124 @@ fn garbage_frames_never_panic_and_every_frame_is_counted() {
         })
         .unwrap();
 }
+
+#[test]
+fn neighbour_changes_between_batches_take_effect_at_the_next_batch() {
+    let mut r = router();
+    let frame = ipv4_tcp(Ipv4Addr::new(203, 0, 113, 7), 40000, SERVICE_V4, 443, 64);
+    let out = r.run(0, std::slice::from_ref(&frame), 0);
+    let member = egress(&out.dispositions[0]);
+    assert_eq!(out.tx[0].1[0..6], member_mac(member));
+
+    // A new MAC for the member's nexthop: the next batch uses it.
+    let new_mac = [0x02, 0xbb, 0, 0, 0, 9];
+    r.neighbours.insert(
+        nh4(member).addr,
+        Neighbour {
+            mac: new_mac,
+            port: member,
+        },
+    );
+    let out = r.run(0, std::slice::from_ref(&frame), SEC);
+    assert_eq!(out.dispositions, [Disposition::Forward { port: member }]);
+    assert_eq!(out.tx[0].1[0..6], new_mac);
+
+    // Removed: a miss, requested, in every later batch until it returns.
+    r.neighbours.remove(nh4(member).addr);
+    let miss = Disposition::Drop(DropCause::Pipeline(PipelineDrop::NeighbourMiss));
+    for t in 2..4 {
+        let out = r.run(0, &[frame.clone(), frame.clone()], t * SEC);
+        assert_eq!(out.dispositions, [miss, miss]);
+        assert_eq!(r.neighbours.take_requests(), [nh4(member).addr]);
+    }
+    r.neighbours.insert(
+        nh4(member).addr,
+        Neighbour {
+            mac: member_mac(member),
+            port: member,
+        },
+    );
+    let out = r.run(0, std::slice::from_ref(&frame), 4 * SEC);
+    assert_eq!(out.dispositions, [Disposition::Forward { port: member }]);
+    assert_eq!(out.tx[0].1[0..6], member_mac(member));
+}
+
+/// A table that promises nothing about changes (no generation), so the
+/// pipeline must resolve again in every batch.
+struct Unversioned(std::sync::Mutex<Option<Neighbour>>);
+
+impl dataplane::neigh::NeighbourTable for Unversioned {
+    fn resolve(&self, _addr: IpAddr) -> Option<Neighbour> {
+        *self.0.lock().unwrap()
+    }
+}
+
+#[test]
+fn a_neighbour_table_without_generations_is_read_in_every_batch() {
+    let (mut writer, reader) = table::new(FibConfig {
+        lpm4: Lpm4Config { tbl8_groups: 16 },
+        lpm6: Lpm6Config { groups: 16 },
+        grace: Duration::from_millis(1),
+        ..FibConfig::default()
+    });
+    writer
+        .apply(
+            &[route("198.51.100.0/24", vec![nh4(1)], Algorithm::Resilient)],
+            0,
+        )
+        .unwrap();
+    let table = Arc::new(Unversioned(std::sync::Mutex::new(Some(Neighbour {
+        mac: member_mac(1),
+        port: 1,
+    }))));
+    let mut pipeline = Pipeline::new(config(), reader, table.clone()).unwrap();
+    let frame = ipv4_tcp(Ipv4Addr::new(203, 0, 113, 7), 40000, SERVICE_V4, 443, 64);
+    let run = |pipeline: &mut Pipeline| {
+        let mut rx = PacketBatch::default();
+        let mut tx = PacketBatch::default();
+        rx.push(0, &frame);
+        pipeline.process(&mut rx, &mut tx, &mut Vec::new(), 0);
+        let sent: Option<Vec<u8>> = tx.iter().next().map(|b| b.frame().to_vec());
+        (pipeline.dispositions().to_vec(), sent)
+    };
+    let (d, sent) = run(&mut pipeline);
+    assert_eq!(d, [Disposition::Forward { port: 1 }]);
+    assert_eq!(sent.unwrap()[0..6], member_mac(1));
+    *table.0.lock().unwrap() = Some(Neighbour {
+        mac: member_mac(2),
+        port: 2,
+    });
+    let (d, sent) = run(&mut pipeline);
+    assert_eq!(d, [Disposition::Forward { port: 2 }]);
+    assert_eq!(sent.unwrap()[0..6], member_mac(2));
+    *table.0.lock().unwrap() = None;
+    let (d, _) = run(&mut pipeline);
+    assert_eq!(
+        d,
+        [Disposition::Drop(DropCause::Pipeline(
+            PipelineDrop::NeighbourMiss
+        ))]
+    );
+}
+
+#[test]
+fn forwarding_marks_the_flows_resilient_bucket_busy() {
+    let mut r = router();
+    let (src, sport) = (Ipv4Addr::new(203, 0, 113, 7), 40000);
+    let frame = ipv4_tcp(src, sport, SERVICE_V4, 443, 64);
+    let now = 7 * SEC + 123;
+    let out = r.run(0, std::slice::from_ref(&frame), now);
+    assert!(matches!(out.dispositions[0], Disposition::Forward { .. }));
+    let id = r
+        .writer
+        .route("198.51.100.0/24".parse().unwrap())
+        .expect("routed");
+    let group = r.writer.group(id).expect("published");
+    let key = hashing::FlowKey::tcp(IpAddr::V4(src), sport, IpAddr::V4(SERVICE_V4), 443);
+    let hash = group.hasher().hash(&key);
+    let hashing::AnySelector::Resilient(sel) = group.selector() else {
+        panic!("a resilient group");
+    };
+    let bucket = sel.bucket_index(hash) as usize;
+    assert_eq!(sel.bucket_last_used(bucket), Some(now));
+}

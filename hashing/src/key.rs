@@ -268,6 +268,38 @@ impl FieldSelection {
         self.input_general(key)
     }
 
+    /// The same bytes as [`input`](Self::input) for the IPv4 key `FlowKey {
+    /// src, dst, proto, src_port, dst_port, flow_label: 0, ingress_port }`,
+    /// without building the key: the packet parser's fast path hands the
+    /// header fields over as they are.
+    #[inline]
+    pub fn input_v4(
+        &self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        src_port: u16,
+        dst_port: u16,
+        proto: u8,
+        ingress_port: u32,
+    ) -> HashInput {
+        if self.fields == HashFields::L4 {
+            // `IpAddr` orders two IPv4 addresses as `Ipv4Addr` does.
+            if self.symmetric && (dst, dst_port) < (src, src_port) {
+                return five_tuple::<4>(&dst.octets(), &src.octets(), dst_port, src_port, proto);
+            }
+            return five_tuple::<4>(&src.octets(), &dst.octets(), src_port, dst_port, proto);
+        }
+        self.input_general(&FlowKey {
+            src: IpAddr::V4(src),
+            dst: IpAddr::V4(dst),
+            proto,
+            src_port,
+            dst_port,
+            flow_label: 0,
+            ingress_port,
+        })
+    }
+
     /// Any field selection, symmetric or not, mixed families.
     fn input_general(&self, key: &FlowKey) -> HashInput {
         let ipv6 = key.src.is_ipv6() || key.dst.is_ipv6();
@@ -458,6 +490,41 @@ mod tests {
             let key = FlowKey { proto, ..FlowKey::tcp(src, sport, dst, dport) };
             let sel = FieldSelection::new(HashFields::L4).symmetric(symmetric);
             let (fast, general) = (sel.input(&key), sel.input_general(&key));
+            proptest::prop_assert_eq!(fast.as_bytes(), general.as_bytes());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn input_v4_serialises_like_input_of_the_same_key(
+            src in proptest::prelude::any::<u32>(),
+            dst in proptest::prelude::any::<u32>(),
+            sport in proptest::prelude::any::<u16>(),
+            dport in proptest::prelude::any::<u16>(),
+            proto in proptest::prelude::any::<u8>(),
+            ingress in proptest::prelude::any::<u32>(),
+            mask in 1u32..=0x3f,
+            ingress_bit in proptest::prelude::any::<bool>(),
+            named in 0usize..5,
+            symmetric in proptest::prelude::any::<bool>(),
+        ) {
+            let (s, d) = (Ipv4Addr::from(src), Ipv4Addr::from(dst));
+            let key = FlowKey {
+                proto,
+                ingress_port: ingress,
+                ..FlowKey::tcp(IpAddr::V4(s), sport, IpAddr::V4(d), dport)
+            };
+            let custom = FieldMask(mask | if ingress_bit { FieldMask::INGRESS_PORT.0 } else { 0 });
+            let all = [
+                HashFields::L3,
+                HashFields::L3Proto,
+                HashFields::L4,
+                HashFields::Custom(custom),
+                HashFields::Custom(FieldMask::ALL),
+            ];
+            let fields = all[named];
+            let sel = FieldSelection::new(fields).symmetric(symmetric);
+            let (fast, general) = (sel.input_v4(s, d, sport, dport, proto, ingress), sel.input(&key));
             proptest::prop_assert_eq!(fast.as_bytes(), general.as_bytes());
         }
     }

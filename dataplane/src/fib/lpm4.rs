@@ -73,9 +73,49 @@ impl std::fmt::Debug for Tables {
 
 fn atomic_zeroed(n: usize) -> Vec<AtomicU32> {
     let mut v = Vec::with_capacity(n);
+    // Before the first write, so the pages are faulted in as huge pages.
+    advise_huge_pages(v.as_ptr() as usize, n * std::mem::size_of::<AtomicU32>());
     v.resize_with(n, || AtomicU32::new(EMPTY));
     v
 }
+
+/// Asks Linux to back `len` bytes at `addr` with transparent huge pages
+/// (`madvise(MADV_HUGEPAGE)`), which matters when THP is in its common
+/// `madvise` mode. Lookups read random entries of the 64 MiB tbl24: with
+/// 4 KiB pages nearly every one also misses the TLB, with 2 MiB pages the
+/// whole table needs 32 TLB entries (`ecmpd bench dataplane`, see
+/// docs/BENCHMARKS.md). Best effort: a failure (no THP, other page sizes)
+/// changes nothing.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn advise_huge_pages(addr: usize, len: usize) {
+    use std::ffi::{c_int, c_void};
+    extern "C" {
+        fn madvise(addr: *mut c_void, len: usize, advice: c_int) -> c_int;
+    }
+    const MADV_HUGEPAGE: c_int = 14;
+    const PAGE: usize = 4096;
+    // Only whole pages inside the allocation.
+    let start = addr.next_multiple_of(PAGE);
+    let end = addr.saturating_add(len) / PAGE * PAGE;
+    if end > start {
+        // SAFETY: MADV_HUGEPAGE only changes how the kernel backs the range
+        // with physical pages; it never changes its contents, its mapping or
+        // its validity, and the range lies inside an allocation this
+        // function's caller owns. The result is ignored on purpose (advice).
+        unsafe {
+            madvise(start as *mut c_void, end - start, MADV_HUGEPAGE);
+        }
+    }
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+fn advise_huge_pages(_addr: usize, _len: usize) {}
 
 /// Decodes a final (non-tbl8) entry into a value or [`NO_ROUTE`].
 #[inline(always)]
@@ -167,6 +207,26 @@ impl Lpm4Reader {
             }
             *o = entry_to_value(entry);
         }
+    }
+
+    /// Asks the CPU to start loading the first-level entry of `addr` into
+    /// the cache, so that a [`lookup`](Self::lookup) or
+    /// [`lookup_batch`](Self::lookup_batch) of it a little later does not
+    /// wait for memory. A hint: it changes no result, and does nothing on
+    /// targets other than x86-64.
+    #[inline(always)]
+    pub fn prefetch(&self, addr: u32) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(entry) = self.tables.tbl24.get((addr >> 8) as usize) {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            // SAFETY: a prefetch is only a hint to the cache: it never
+            // faults, reads nothing into the program and writes nothing,
+            // whatever the address (here a valid reference anyway); SSE is
+            // part of the x86-64 baseline, so the intrinsic is available.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(entry.as_ptr().cast::<i8>().cast_const()) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = addr;
     }
 
     /// Bytes of lookup storage (tbl24 plus the whole tbl8 pool), shared by
@@ -524,4 +584,31 @@ pub fn synthetic_bgp_table(n: usize, seed: u64) -> Vec<(Ipv4Addr, u8, u32)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefetch_is_only_a_hint_for_any_address() {
+        let (mut writer, reader) = new(Lpm4Config { tbl8_groups: 4 });
+        writer.insert(Ipv4Addr::new(10, 0, 0, 0), 8, 7).unwrap();
+        writer.insert(Ipv4Addr::new(10, 1, 2, 128), 25, 9).unwrap();
+        for addr in [0, u32::MAX, 0x0a01_0281, 0x0a00_0001] {
+            reader.prefetch(addr);
+        }
+        assert_eq!(reader.lookup(0x0a01_0281), Some(9));
+        assert_eq!(reader.lookup(0x0a00_0001), Some(7));
+        assert_eq!(reader.lookup(u32::MAX), None);
+    }
+
+    #[test]
+    fn the_tables_are_zeroed_whatever_their_pages() {
+        // `atomic_zeroed` advises huge pages before writing: the contents
+        // must be the same.
+        let v = atomic_zeroed(1 << 20);
+        assert_eq!(v.len(), 1 << 20);
+        assert!(v.iter().all(|e| e.load(Ordering::Relaxed) == EMPTY));
+    }
 }

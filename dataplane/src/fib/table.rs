@@ -481,6 +481,25 @@ impl FibSnapshot<'_> {
         self.table.get(self.lookup_id(dst)?).map(|g| g.as_ref())
     }
 
+    /// The group ids the LPM gives for IPv4 destinations (host byte order):
+    /// `out[i]` for `dsts[i]`, [`lpm4::NO_ROUTE`] where there is none, for
+    /// `i` below the shorter length. Issues every table load of the batch
+    /// before using any, so their cache misses overlap (see
+    /// [`Lpm4Reader::lookup_batch`]); same answers as
+    /// [`lookup_id`](Self::lookup_id) one address at a time.
+    #[inline]
+    pub fn lookup_v4_batch(&self, dsts: &[u32], out: &mut [u32]) {
+        self.reader.v4.lookup_batch(dsts, out);
+    }
+
+    /// Starts loading the LPM entry of the IPv4 destination `dst` (host byte
+    /// order) into the cache, ahead of [`lookup_v4_batch`](Self::lookup_v4_batch);
+    /// a hint that changes no result (see [`Lpm4Reader::prefetch`]).
+    #[inline(always)]
+    pub fn prefetch_v4(&self, dst: u32) {
+        self.reader.v4.prefetch(dst);
+    }
+
     /// The group table of this snapshot.
     pub fn table(&self) -> &GroupTable {
         &self.table

@@ -12,14 +12,16 @@
 //! test vectors are checked against.
 
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use crate::key::{FieldSelection, FlowKey, HashInput};
+use crate::key::{FieldSelection, FlowKey, HashFields, HashInput};
 
 pub mod crc;
 pub mod jhash;
 pub mod siphash;
 pub mod toeplitz;
+pub mod xxh3;
 
 /// The hash functions ecmpd can emulate, plus a fast default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -203,6 +205,38 @@ impl FlowHasher {
         self.hash_input(&self.selection.input(key))
     }
 
+    /// The same hash as [`hash`](Self::hash) of the IPv4 key `FlowKey {
+    /// src, dst, proto, src_port, dst_port, flow_label: 0, ingress_port }`,
+    /// without building it; XXH3 over the 5-tuple (the default policy) is
+    /// computed from the fields in registers ([`xxh3::five_tuple_v4`]).
+    #[inline]
+    pub fn hash_v4(
+        &self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        src_port: u16,
+        dst_port: u16,
+        proto: u8,
+        ingress_port: u32,
+    ) -> u32 {
+        if let State::Xxh3(seed) = self.state {
+            if self.selection.fields == HashFields::L4 {
+                // As `FieldSelection::input`'s symmetric order.
+                let swap = self.selection.symmetric && (dst, dst_port) < (src, src_port);
+                let h = if swap {
+                    xxh3::five_tuple_v4(dst, src, dst_port, src_port, proto, seed)
+                } else {
+                    xxh3::five_tuple_v4(src, dst, src_port, dst_port, proto, seed)
+                };
+                return h as u32;
+            }
+        }
+        let input = self
+            .selection
+            .input_v4(src, dst, src_port, dst_port, proto, ingress_port);
+        self.hash_input(&input)
+    }
+
     /// The hash of already serialised fields.
     #[inline]
     pub fn hash_input(&self, input: &HashInput) -> u32 {
@@ -234,6 +268,49 @@ impl FlowHasher {
             // The low half: XXH3's final xorshift already folded the high
             // half in, and folding again (h ^ h >> 32) would undo it.
             State::Xxh3(seed) => xxhash_rust::xxh3::xxh3_64_with_seed(bytes, *seed) as u32,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::key::FieldMask;
+
+    proptest::proptest! {
+        #[test]
+        fn hash_v4_equals_hash_of_the_same_key(
+            src in proptest::prelude::any::<u32>(),
+            dst in proptest::prelude::any::<u32>(),
+            sport in proptest::prelude::any::<u16>(),
+            dport in proptest::prelude::any::<u16>(),
+            proto in proptest::prelude::any::<u8>(),
+            ingress in proptest::prelude::any::<u32>(),
+            seed in proptest::prelude::any::<u64>(),
+            function in 0usize..HashFunction::ALL.len(),
+            named in 0usize..4,
+            symmetric in proptest::prelude::any::<bool>(),
+        ) {
+            let (s, d) = (Ipv4Addr::from(src), Ipv4Addr::from(dst));
+            let key = FlowKey {
+                proto,
+                ingress_port: ingress,
+                ..FlowKey::tcp(IpAddr::V4(s), sport, IpAddr::V4(d), dport)
+            };
+            let all = [
+                HashFields::L3,
+                HashFields::L3Proto,
+                HashFields::L4,
+                HashFields::Custom(FieldMask::ALL),
+            ];
+            let selection = FieldSelection::new(all[named]).symmetric(symmetric);
+            let hasher = FlowHasher::new(HashFunction::ALL[function], selection, seed);
+            proptest::prop_assert_eq!(
+                hasher.hash_v4(s, d, sport, dport, proto, ingress),
+                hasher.hash(&key)
+            );
         }
     }
 }
