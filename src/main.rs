@@ -9,6 +9,7 @@ use tracing_subscriber::EnvFilter;
 mod bench;
 mod cli;
 mod compare;
+mod emulate;
 
 /// ecmpd — what happens to live connections when the nexthops behind a
 /// load-balanced service IP change.
@@ -31,10 +32,18 @@ struct Cli {
 enum Command {
     Bench(bench::BenchArgs),
     Compare(cli::CompareArgs),
+    Emulate(emulate::EmulateArgs),
     Hash(cli::HashArgs),
 }
 
 fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`ecmpd emulate x --json | head`), as
+    // Unix tools do, instead of panicking in `println!`.
+    // SAFETY: restoring a signal's default disposition at start-up, before
+    // any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
@@ -45,6 +54,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bench(args) => bench::bench(args),
         Command::Compare(args) => cli::compare(args),
+        Command::Emulate(args) => emulate::emulate(args),
         Command::Hash(args) => cli::hash(args),
     };
     match result {

@@ -3,6 +3,7 @@
 //! traffic models (synthetic flow populations and flows read from pcap files)
 //! that the comparison report and the emulator feed through the hashing code.
 
+pub mod emulator;
 pub mod fib;
 pub mod io;
 pub mod neigh;

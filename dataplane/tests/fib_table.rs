@@ -865,8 +865,7 @@ fn a_member_added_to_a_busy_resilient_group_gets_buckets_only_once_they_go_idle(
     let (mut w, r) = fib();
     let policy = resilient_policy(10 * SEC);
     let prefix = "203.0.113.20/32";
-    w.apply(&[set_with(prefix, &[1, 2], policy)], 0)
-        .unwrap();
+    w.apply(&[set_with(prefix, &[1, 2], policy)], 0).unwrap();
     let keys = flows(ip("203.0.113.20"), 4_000, 7);
     let gid = w.route(p(prefix)).unwrap();
     let resilient = |r: &FibReader| {

@@ -284,3 +284,391 @@ fn draw_stacked<DB: DrawingBackend>(
     }
     Ok(())
 }
+
+/// A labelled vertical line on a time axis (a timeline step).
+pub struct Marker {
+    pub x: f64,
+    pub label: String,
+}
+
+/// Width in pixels of `text` at `size` px in a sans-serif font, roughly.
+fn text_width(text: &str, size: f64) -> f64 {
+    text.chars().count() as f64 * size * 0.56
+}
+
+/// Rows for marker labels so that no two labels in a row overlap: each
+/// label goes into the first row whose last label ends before it starts.
+/// `px_per_x` converts x units to pixels. Returns a row per marker.
+fn marker_rows(markers: &[Marker], px_per_x: f64, font: f64, max_rows: usize) -> Vec<usize> {
+    let mut ends: Vec<f64> = Vec::new();
+    let mut order: Vec<usize> = (0..markers.len()).collect();
+    order.sort_by(|&a, &b| markers[a].x.total_cmp(&markers[b].x));
+    let mut rows = vec![0; markers.len()];
+    for i in order {
+        let start = markers[i].x * px_per_x;
+        let end = start + 4.0 + text_width(&markers[i].label, font) + 6.0;
+        let row = ends
+            .iter()
+            .position(|&e| e <= start)
+            .unwrap_or(ends.len())
+            .min(max_rows.saturating_sub(1));
+        if row == ends.len() {
+            ends.push(end);
+        } else {
+            ends[row] = ends[row].max(end);
+        }
+        rows[i] = row;
+    }
+    rows
+}
+
+/// How many label rows [`marker_rows`] needs.
+fn marker_row_count(markers: &[Marker], px_per_x: f64, font: f64, max_rows: usize) -> usize {
+    marker_rows(markers, px_per_x, font, max_rows)
+        .into_iter()
+        .max()
+        .map_or(0, |r| r + 1)
+}
+
+type TimeChart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// Dashed grey verticals at each marker, labelled at the top of the plot in
+/// rows that do not overlap.
+fn draw_markers<DB: DrawingBackend>(
+    chart: &mut TimeChart<'_, DB>,
+    markers: &[Marker],
+    y_top: f64,
+    font: f64,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let (w, _) = chart.plotting_area().dim_in_pixel();
+    let xr = chart.x_range();
+    let px_per_x = w as f64 / (xr.end - xr.start).max(1e-9);
+    let rows = marker_rows(markers, px_per_x, font, 4);
+    let grey = RGBColor(90, 90, 90);
+    let style = ShapeStyle::from(&grey).stroke_width(1);
+    let text = ("sans-serif", font).into_font().color(&grey);
+    let y0 = chart.y_range().start;
+    for (m, &row) in markers.iter().zip(&rows) {
+        chart.draw_series(DashedLineSeries::new(
+            vec![(m.x, y0), (m.x, y_top)],
+            5,
+            4,
+            style,
+        ))?;
+        chart.draw_series(std::iter::once(
+            EmptyElement::at((m.x, y_top))
+                + Text::new(
+                    m.label.clone(),
+                    (4, 2 + row as i32 * (font as i32 + 3)),
+                    text.clone(),
+                ),
+        ))?;
+    }
+    Ok(())
+}
+
+/// A time tick without float noise: `10`, `2.5`.
+fn time_label(v: &f64) -> String {
+    format!("{}", (v * 1000.0).round() / 1000.0)
+}
+
+fn legend_width(names: impl Iterator<Item = usize>) -> u32 {
+    let longest = names.max().unwrap_or(0) as f64;
+    (longest * 13.0 * 0.56 + 46.0).clamp(120.0, 260.0) as u32
+}
+
+/// Lines over time (a linear x axis from 0 to `x_max`), with a dashed
+/// vertical line and a label at each marker. `YAxis::Log` is drawn linear
+/// between its bounds.
+pub fn time_lines(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    markers: &[Marker],
+    x_max: f64,
+    y: YAxis,
+) -> String {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let lw = legend_width(series.iter().map(|s| s.name.chars().count()));
+        let (plot, legend) = root.split_horizontally(WIDTH - lw);
+        let _ = draw_time_lines(&plot, title, x_label, y_label, series, markers, x_max, y);
+        let entries: Vec<LegendEntry> = series
+            .iter()
+            .map(|s| LegendEntry {
+                name: s.name.clone(),
+                color: s.color,
+                mark: if s.dashed { Mark::Dashed } else { Mark::Line },
+            })
+            .collect();
+        let _ = draw_legend(&legend, &entries);
+        let _ = root.present();
+    }
+    svg
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw_time_lines<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    markers: &[Marker],
+    x_max: f64,
+    y: YAxis,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    const FONT: f64 = 11.0;
+    let (lo, hi, percent) = match y {
+        YAxis::Percent(max) => (0.0, max, true),
+        YAxis::Log(lo, hi) | YAxis::Linear(lo, hi) => (lo, hi, false),
+    };
+    let hi = if hi > lo { hi } else { lo + 1.0 };
+    let x_max = if x_max > 0.0 { x_max } else { 1.0 };
+    // Leave room above the data for the marker labels.
+    let (w, h) = root.dim_in_pixel();
+    let plot_w = (w as f64 - 64.0 - 24.0).max(10.0);
+    let plot_h = (h as f64 - 40.0 - 60.0).max(10.0);
+    let rows = marker_row_count(markers, plot_w / x_max, FONT, 4);
+    let label_px = rows as f64 * (FONT + 3.0) + 4.0;
+    let top = hi + (hi - lo) * label_px / (plot_h - label_px).max(10.0);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0f64..x_max, lo..top)?;
+    let y_fmt = |v: &f64| {
+        if *v > hi + (hi - lo) * 1e-9 {
+            String::new()
+        } else if percent {
+            format!("{:.0}%", v * 100.0)
+        } else if hi - lo >= 20.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.2}")
+        }
+    };
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .x_label_formatter(&time_label)
+        .y_label_formatter(&y_fmt)
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    draw_markers(&mut chart, markers, top, FONT)?;
+    for s in series {
+        let style = ShapeStyle::from(&s.color).stroke_width(2);
+        if s.dashed {
+            chart.draw_series(DashedLineSeries::new(s.points.clone(), 6, 4, style))?;
+        } else {
+            chart.draw_series(LineSeries::new(s.points.clone(), style))?;
+        }
+    }
+    Ok(())
+}
+
+/// Layers stacked over time (`xs` with each layer's values, as fractions
+/// shown in percent), filled, with markers; no legend (the page gives one,
+/// so that small multiples share it). The y axis runs from 0 to 100%.
+pub fn stacked_area(
+    title: &str,
+    xs: &[f64],
+    layers: &[Stack],
+    markers: &[Marker],
+    x_max: f64,
+    size: (u32, u32),
+) -> String {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let _ = draw_stacked_area(&root, title, xs, layers, markers, x_max);
+        let _ = root.present();
+    }
+    svg
+}
+
+fn draw_stacked_area<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    xs: &[f64],
+    layers: &[Stack],
+    markers: &[Marker],
+    x_max: f64,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    const FONT: f64 = 10.0;
+    let x_max = if x_max > 0.0 { x_max } else { 1.0 };
+    let (w, h) = root.dim_in_pixel();
+    let plot_w = (w as f64 - 48.0 - 16.0).max(10.0);
+    let plot_h = (h as f64 - 30.0 - 40.0).max(10.0);
+    let rows = marker_row_count(markers, plot_w / x_max, FONT, 3);
+    let label_px = rows as f64 * (FONT + 3.0) + 4.0;
+    let top = 1.0 + label_px / (plot_h - label_px).max(10.0);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 14))
+        .margin(8)
+        .x_label_area_size(30)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0f64..x_max, 0f64..top)?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .x_labels(8)
+        .x_label_formatter(&time_label)
+        .y_labels(6)
+        .label_style(("sans-serif", 11))
+        .axis_desc_style(("sans-serif", 11))
+        .y_label_formatter(&|v: &f64| {
+            if *v > 1.0 + 1e-9 {
+                String::new()
+            } else {
+                format!("{:.0}%", v * 100.0)
+            }
+        })
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    let mut base = vec![0f64; xs.len()];
+    for layer in layers {
+        let upper: Vec<f64> = base
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b + layer.values.get(i).copied().unwrap_or(0.0))
+            .collect();
+        let mut points: Vec<(f64, f64)> = xs.iter().copied().zip(upper.iter().copied()).collect();
+        points.extend(xs.iter().copied().zip(base.iter().copied()).rev());
+        if points.len() >= 3 {
+            chart.draw_series(std::iter::once(Polygon::new(points, layer.color.filled())))?;
+        }
+        base = upper;
+    }
+    draw_markers(&mut chart, markers, top, FONT)?;
+    Ok(())
+}
+
+/// Horizontal stacked bars, one per category (top to bottom), values as
+/// fractions shown in percent, each bar's total printed at its end, and
+/// where `ticks` has a value a black reference tick across that bar. No
+/// legend (the page gives one). The height follows the number of bars.
+pub fn stacked_hbars(
+    title: &str,
+    x_label: &str,
+    categories: &[String],
+    stacks: &[Stack],
+    ticks: &[Option<f64>],
+    width: u32,
+) -> String {
+    let n = categories.len().max(1);
+    let height = 70 + 30 * n as u32 + 40;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let _ = draw_hbars(&root, title, x_label, categories, stacks, ticks);
+        let _ = root.present();
+    }
+    svg
+}
+
+fn draw_hbars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    x_label: &str,
+    categories: &[String],
+    stacks: &[Stack],
+    ticks: &[Option<f64>],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let n = categories.len().max(1);
+    let totals: Vec<f64> = (0..n)
+        .map(|i| {
+            stacks
+                .iter()
+                .map(|s| s.values.get(i).copied().unwrap_or(0.0))
+                .sum()
+        })
+        .collect();
+    let max = totals
+        .iter()
+        .chain(ticks.iter().flatten())
+        .cloned()
+        .fold(0.0, f64::max)
+        .max(0.01)
+        * 1.18;
+    let label_w = categories
+        .iter()
+        .map(|c| text_width(c, 12.0))
+        .fold(40.0, f64::max) as u32
+        + 24;
+    // Category i is drawn at y = n - 1 - i so that the first is on top.
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 15))
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(label_w)
+        .build_cartesian_2d(0f64..max, (0..n as i32).into_segmented())?;
+    let label = |v: &SegmentValue<i32>| match v {
+        SegmentValue::CenterOf(y) if (0..n as i32).contains(y) => {
+            categories[n - 1 - *y as usize].clone()
+        }
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .set_tick_mark_size(LabelAreaPosition::Left, 0)
+        .y_labels(n)
+        .y_label_formatter(&label)
+        .label_style(("sans-serif", 12))
+        .x_labels(6)
+        .x_desc(x_label)
+        .x_label_formatter(&|v: &f64| format!("{:.0}%", v * 100.0))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    let mut base = vec![0f64; n];
+    for stack in stacks {
+        let color = stack.color;
+        chart.draw_series((0..n).map(|i| {
+            let v = stack.values.get(i).copied().unwrap_or(0.0);
+            let y = (n - 1 - i) as i32;
+            let mut r = Rectangle::new(
+                [
+                    (base[i], SegmentValue::Exact(y)),
+                    (base[i] + v, SegmentValue::Exact(y + 1)),
+                ],
+                color.filled(),
+            );
+            r.set_margin(6, 6, 0, 0);
+            base[i] += v;
+            r
+        }))?;
+    }
+    let font = ("sans-serif", 11).into_font().color(&BLACK);
+    chart.draw_series((0..n).map(|i| {
+        let y = (n - 1 - i) as i32;
+        let x = ticks
+            .get(i)
+            .copied()
+            .flatten()
+            .unwrap_or(0.0)
+            .max(totals[i]);
+        EmptyElement::at((x, SegmentValue::CenterOf(y)))
+            + Text::new(format!("{:.1}%", totals[i] * 100.0), (6, -6), font.clone())
+    }))?;
+    chart.draw_series(ticks.iter().enumerate().filter_map(|(i, t)| {
+        let t = (*t)?;
+        let y = (n - 1 - i) as i32;
+        Some(PathElement::new(
+            vec![(t, SegmentValue::Exact(y)), (t, SegmentValue::Exact(y + 1))],
+            ShapeStyle::from(&BLACK).stroke_width(2),
+        ))
+    }))?;
+    Ok(())
+}
