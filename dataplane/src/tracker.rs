@@ -45,9 +45,11 @@
 //! neither its parent nor any further ancestor has a live tracked flow, and
 //! every link is forgotten [`LINEAGE_EVENTS`] events after the one that made
 //! it; so at most [`LINEAGE_EVENTS`] links are held. A flow idle across a
-//! forgotten link counts as regrouped. Group ids reused by the FIB for an
-//! unrelated fresh group are not announced; a stale link for such an id can
-//! join flows across it until it is forgotten.
+//! forgotten link counts as regrouped. When the FIB frees a group
+//! (`Applied::freed`), [`FlowTracker::group_freed`] forgets its state and its
+//! links, so that an id the FIB reuses for an unrelated group joins no flows
+//! across the two and breaks none: an entry stored under the id before the
+//! free is a new flow when seen again.
 //!
 //! Reports from several workers are summed by [`merge_reports`], which
 //! requires every worker to be given the same change events in the same order,
@@ -258,6 +260,10 @@ pub struct FlowTracker {
     groups: HashMap<GroupId, GroupState>,
     /// Derived group -> its parent; bounded, see the module documentation.
     lineage: HashMap<GroupId, Link>,
+    /// Group ids freed within the idle timeout, and when: an entry stored
+    /// under such an id and last seen before that belongs to the id's
+    /// previous group.
+    freed: HashMap<GroupId, Nanos>,
     reports: Vec<BreakageReport>,
     stats: TrackerStats,
 }
@@ -273,6 +279,7 @@ impl FlowTracker {
             idle_timeout: config.idle_timeout,
             groups: HashMap::new(),
             lineage: HashMap::new(),
+            freed: HashMap::new(),
             reports: Vec::new(),
             stats: TrackerStats::default(),
         })
@@ -383,6 +390,30 @@ impl FlowTracker {
         }
     }
 
+    /// Record that the FIB freed group `group` at `now` (from
+    /// `Applied::freed`): no route uses it any more, and the FIB may reuse its
+    /// id for an unrelated group. The group's member state and every lineage
+    /// link to or from it are forgotten, and a flow stored under the id and
+    /// last seen before `now` is, when seen again, a new flow of whatever
+    /// group holds the id then (counted in [`TrackerStats::regrouped`]), not a
+    /// break. Records of frees older than the idle timeout are dropped (every
+    /// entry they could concern has expired), so memory stays bounded by the
+    /// frees within one idle timeout.
+    pub fn group_freed(&mut self, group: GroupId, now: Nanos) {
+        self.groups.remove(&group);
+        self.lineage
+            .retain(|&child, link| child != group && link.parent != group);
+        let idle = self.idle_timeout;
+        self.freed.retain(|_, &mut t| now.saturating_sub(t) <= idle);
+        self.freed.insert(group, now);
+    }
+
+    /// Records of freed groups currently held (those freed within the idle
+    /// timeout of the latest free).
+    pub fn freed_records(&self) -> usize {
+        self.freed.len()
+    }
+
     /// Lineage links currently held (bounded by [`LINEAGE_EVENTS`]).
     pub fn lineage_links(&self) -> usize {
         self.lineage.len()
@@ -443,8 +474,17 @@ impl FlowTracker {
         if let Some(i) = found {
             let e = &mut set[i];
             // A flow seen in a group derived from its stored one is the same
-            // flow; `link` is the latest link event on the way.
-            let link = if e.group == group {
+            // flow; `link` is the latest link event on the way. An entry of a
+            // freed id's previous group is not (checked only off the common
+            // path: same group, same member).
+            let same = e.group == group && e.member == member;
+            let stale = !same && !self.freed.is_empty() && {
+                let (g, t) = (e.group, e.last_seen);
+                self.freed.get(&g).is_some_and(|&f| f >= t)
+            };
+            let link = if stale {
+                None
+            } else if e.group == group {
                 Some(None)
             } else {
                 descends(&self.lineage, group, e.group).map(Some)

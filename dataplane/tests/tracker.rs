@@ -577,3 +577,57 @@ fn lineage_is_bounded_by_the_number_of_events() {
     }
     assert_eq!(t.lineage_links(), LINEAGE_EVENTS as usize);
 }
+
+#[test]
+fn a_freed_group_id_reused_for_another_group_neither_breaks_nor_joins_flows() {
+    let mut t = tracker(1024);
+    // Flows 1..=3 in group 7 on members 1, 2, 3; group 9 derived from 7.
+    for (fp, m) in [(1, 1), (2, 2), (3, 3)] {
+        assert_eq!(t.observe(fp, 7, m, SEC), Observation::New);
+    }
+    t.group_changed(derived(SEC, 9, 7, &[1, 2, 3], &[1, 2]));
+    assert_eq!(t.lineage_links(), 1);
+
+    // Group 7 is freed at 2 s and its id reused for an unrelated group
+    // whose members happen to be 4 and 5.
+    t.group_freed(7, 2 * SEC);
+    assert_eq!(t.lineage_links(), 0, "the link from 9 to 7 is forgotten");
+    let before = t.stats();
+    // Flow 1 shows up in the new group 7 on member 4: a new flow, not a break.
+    assert_eq!(t.observe(1, 7, 4, 3 * SEC), Observation::New);
+    // Flow 2 shows up in group 9 (no longer linked to 7): new as well.
+    assert_eq!(t.observe(2, 9, 2, 3 * SEC), Observation::New);
+    // Flow 3 on its old member in the new group: nothing to tell, it continues.
+    assert_eq!(t.observe(3, 7, 3, 3 * SEC), Observation::Continued);
+    let after = t.stats();
+    assert_eq!(after.breaks, before.breaks);
+    assert_eq!(after.regrouped, before.regrouped + 2);
+
+    // Flows of the new incarnation break as usual.
+    assert_eq!(
+        t.observe(1, 7, 5, 4 * SEC),
+        Observation::Broken {
+            kind: BreakKind::Collateral,
+            event: None
+        }
+    );
+}
+
+#[test]
+fn records_of_frees_are_dropped_after_the_idle_timeout() {
+    let mut t = tracker(1024);
+    assert_eq!(t.observe(1, 7, 1, 0), Observation::New);
+    t.group_freed(7, SEC);
+    t.group_freed(8, 5 * SEC);
+    assert_eq!(t.freed_records(), 2);
+    // 11 s after the first free, every entry it could concern has expired
+    // (idle timeout 10 s): the next free drops its record.
+    t.group_freed(9, 12 * SEC);
+    assert_eq!(t.freed_records(), 2, "7 dropped; 8 and 9 kept");
+    // A flow of group 7 stored after its free is unaffected by it.
+    assert_eq!(t.observe(2, 7, 1, 12 * SEC), Observation::New);
+    assert!(matches!(
+        t.observe(2, 7, 2, 13 * SEC),
+        Observation::Broken { .. }
+    ));
+}
