@@ -8,13 +8,14 @@
 //! processes the batch, and clears tx (standing in for transmit). The clock
 //! is read once per batch, here in the harness; the pipeline reads none.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use dataplane::fib::lpm4::{self, Lpm4Config};
+use dataplane::fib::lpm6::{self, Lpm6Config};
 use dataplane::fib::table::{self, FibConfig, FibReader, FibUpdate, GroupPolicy, Nexthop, Prefix};
 use dataplane::io::PacketBatch;
 use dataplane::neigh::{Neighbour, NeighbourTable, StaticNeighbours};
@@ -31,6 +32,10 @@ use serde::Serialize;
 /// Bytes of every frame: 14 Ethernet + 20 IPv4 + 20 TCP + 6 payload + 4
 /// FCS, the 64-byte minimum Ethernet frame.
 pub const FRAME_BYTES: usize = 64;
+/// Bytes of each IPv6/TCP frame with `--ipv6` (the headers and the FCS, no
+/// payload).
+pub const FRAME6_BYTES: usize = 78;
+const ROUTER_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 /// Nexthop groups the routes point at.
 pub const GROUPS: u32 = 8;
 /// Members of each group.
@@ -106,6 +111,11 @@ struct DataplaneArgs {
     /// Flow tracker: off, on, or both (one run each).
     #[arg(long, value_enum, default_value = "both")]
     tracker: TrackerMode,
+
+    /// IPv6/TCP frames (78 bytes) over a synthetic IPv6 BGP-like table of
+    /// `--routes` prefixes instead of IPv4 (try `--routes 200000`).
+    #[arg(long)]
+    ipv6: bool,
 
     /// Print the results as JSON on stdout.
     #[arg(long)]
@@ -263,6 +273,8 @@ struct Report {
     policy: String,
     flows: usize,
     frame_bytes: usize,
+    /// "IPv4" or "IPv6".
+    family: &'static str,
     batch: usize,
     seconds: f64,
     fib_build_s: f64,
@@ -274,10 +286,26 @@ struct Report {
 struct Setup {
     reader: FibReader,
     neighbours: Arc<StaticNeighbours>,
-    pool: Arc<Vec<[u8; FRAME_BYTES]>>,
+    pool: Pool,
     ports: Vec<PortConfig>,
     build_s: f64,
     policy: String,
+}
+
+/// The frames the workers copy into their receive batches.
+#[derive(Clone)]
+enum Pool {
+    V4(Arc<Vec<[u8; FRAME_BYTES]>>),
+    V6(Arc<Vec<[u8; FRAME6_BYTES]>>),
+}
+
+impl Pool {
+    fn frame_bytes(&self) -> usize {
+        match self {
+            Pool::V4(_) => FRAME_BYTES,
+            Pool::V6(_) => FRAME6_BYTES,
+        }
+    }
 }
 
 fn nexthop(group: u32, member: u32) -> Nexthop {
@@ -304,13 +332,33 @@ fn port_mac(port: u32) -> [u8; 6] {
 
 fn setup(args: &DataplaneArgs) -> Result<Setup> {
     let started = Instant::now();
-    let table_routes = lpm4::synthetic_bgp_table(args.routes, SEED);
+    let table_routes: Vec<(Prefix, u32)> = if args.ipv6 {
+        lpm6::synthetic_bgp6_table(args.routes, SEED)
+            .into_iter()
+            .map(|(a, l, v)| (Prefix::V6(a, l), v))
+            .collect()
+    } else {
+        lpm4::synthetic_bgp_table(args.routes, SEED)
+            .into_iter()
+            .map(|(a, l, v)| (Prefix::V4(a, l), v))
+            .collect()
+    };
     let (mut writer, reader) = table::new(FibConfig {
         // More-specifics than /24 cluster into about routes / 100 /24s.
         lpm4: Lpm4Config {
             tbl8_groups: (args.routes / 100 + 1024)
                 .try_into()
                 .unwrap_or(lpm4::MAX_TBL8_GROUPS),
+        },
+        // About one pool group per prefix (see `Lpm6Config::groups`).
+        lpm6: if args.ipv6 {
+            Lpm6Config {
+                groups: (args.routes + (1 << 16))
+                    .try_into()
+                    .unwrap_or(lpm6::MAX_GROUPS),
+            }
+        } else {
+            Lpm6Config::default()
         },
         grace: Duration::from_millis(1),
         ..FibConfig::default()
@@ -320,8 +368,8 @@ fn setup(args: &DataplaneArgs) -> Result<Setup> {
         .collect();
     let updates: Vec<FibUpdate> = table_routes
         .iter()
-        .map(|&(addr, len, value)| FibUpdate::SetRoute {
-            prefix: Prefix::V4(addr, len),
+        .map(|&(prefix, value)| FibUpdate::SetRoute {
+            prefix,
             nexthops: groups[(value % GROUPS) as usize].clone(),
             policy: None,
         })
@@ -358,7 +406,7 @@ fn setup(args: &DataplaneArgs) -> Result<Setup> {
     }
     let mut ports = vec![PortConfig {
         mac: port_mac(0),
-        addrs: vec![IpAddr::V4(ROUTER_V4)],
+        addrs: vec![IpAddr::V4(ROUTER_V4), IpAddr::V6(ROUTER_V6)],
     }];
     for m in 0..MEMBERS {
         let p = member_port(m);
@@ -372,25 +420,55 @@ fn setup(args: &DataplaneArgs) -> Result<Setup> {
     let mut rng = Pcg64::seed_from_u64(SEED ^ 0x5eed);
     let snapshot = reader.snapshot();
     let mut pool = Vec::with_capacity(args.flows);
-    while pool.len() < args.flows {
-        let (addr, len, _) = table_routes[rng.gen_range(0..table_routes.len())];
-        let host_bits = if len >= 32 {
-            0
-        } else {
-            rng.gen::<u32>() >> len
+    let mut pool6 = Vec::new();
+    while pool.len() + pool6.len() < args.flows {
+        let (prefix, _) = table_routes[rng.gen_range(0..table_routes.len())];
+        let dst = match prefix {
+            Prefix::V4(addr, len) => {
+                let host_bits = if len >= 32 {
+                    0
+                } else {
+                    rng.gen::<u32>() >> len
+                };
+                IpAddr::V4(Ipv4Addr::from(u32::from(addr) | host_bits))
+            }
+            Prefix::V6(addr, len) => {
+                let host_bits = if len >= 128 {
+                    0
+                } else {
+                    rng.gen::<u128>() >> len
+                };
+                IpAddr::V6(Ipv6Addr::from(u128::from(addr) | host_bits))
+            }
         };
-        let dst = Ipv4Addr::from(u32::from(addr) | host_bits);
-        if dst == ROUTER_V4 || snapshot.lookup(IpAddr::V4(dst)).is_none() {
+        if dst == IpAddr::V4(ROUTER_V4)
+            || dst == IpAddr::V6(ROUTER_V6)
+            || snapshot.lookup(dst).is_none()
+        {
             continue;
         }
-        let src = Ipv4Addr::from(rng.gen_range(0x0100_0000u32..0xE000_0000));
-        pool.push(frame(src, rng.gen_range(1024..=65535), dst, 443));
+        let sport = rng.gen_range(1024..=65535);
+        match dst {
+            IpAddr::V4(dst) => {
+                let src = Ipv4Addr::from(rng.gen_range(0x0100_0000u32..0xE000_0000));
+                pool.push(frame(src, sport, dst, 443));
+            }
+            IpAddr::V6(dst) => {
+                let src = Ipv6Addr::from((0x2400u128 << 112) | (rng.gen::<u128>() >> 16));
+                pool6.push(frame6(src, sport, dst, 443));
+            }
+        }
     }
     drop(snapshot);
+    let pool = if args.ipv6 {
+        Pool::V6(Arc::new(pool6))
+    } else {
+        Pool::V4(Arc::new(pool))
+    };
     Ok(Setup {
         reader,
         neighbours,
-        pool: Arc::new(pool),
+        pool,
         ports,
         build_s: started.elapsed().as_secs_f64(),
         policy,
@@ -437,6 +515,43 @@ fn frame(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> [u8; FRAME_BYT
     f
 }
 
+/// A 78-byte Ethernet/IPv6/TCP frame (no payload) to the router's port 0
+/// MAC, hop limit 64, flow label 0, a valid TCP checksum, a 4-byte (zero) FCS
+/// at the end.
+fn frame6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> [u8; FRAME6_BYTES] {
+    const IP: usize = 14;
+    const TCP: usize = IP + 40;
+    const END: usize = FRAME6_BYTES - 4;
+    let mut f = [0u8; FRAME6_BYTES];
+    f[0..6].copy_from_slice(&port_mac(0));
+    f[6..12].copy_from_slice(&CLIENT_MAC);
+    f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+    let tcp_len = (END - TCP) as u16;
+    let ip = &mut f[IP..TCP];
+    ip[0] = 0x60;
+    ip[4..6].copy_from_slice(&tcp_len.to_be_bytes());
+    ip[6] = 6;
+    ip[7] = 64;
+    ip[8..24].copy_from_slice(&src.octets());
+    ip[24..40].copy_from_slice(&dst.octets());
+    let tcp = &mut f[TCP..END];
+    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
+    tcp[2..4].copy_from_slice(&dport.to_be_bytes());
+    tcp[4..8].copy_from_slice(&0x1000_0000u32.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x10; // ACK
+    tcp[14..16].copy_from_slice(&65535u16.to_be_bytes());
+    let mut pseudo = Vec::with_capacity(40 + usize::from(tcp_len));
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&u32::from(tcp_len).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 6]);
+    pseudo.extend_from_slice(tcp);
+    let c = internet_checksum(&pseudo);
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
 /// What one worker measured.
 struct WorkerResult {
     packets: u64,
@@ -467,12 +582,15 @@ fn run(setup: &Setup, spec: &RunSpec) -> Result<Run> {
             let neighbours: Arc<dyn NeighbourTable> = setup.neighbours.clone();
             let pipeline = Pipeline::new(config.clone(), setup.reader.clone(), neighbours)
                 .map_err(|e| anyhow!("could not build a pipeline: {e}"))?;
-            let pool = Arc::clone(&setup.pool);
+            let pool = setup.pool.clone();
             let barrier = Arc::clone(&barrier);
             let (batch, duration) = (spec.batch, spec.duration);
             std::thread::Builder::new()
                 .name(format!("bench-worker-{w}"))
-                .spawn(move || worker(pipeline, &pool, w, batch, duration, &barrier))
+                .spawn(move || match pool {
+                    Pool::V4(pool) => worker(pipeline, &pool, w, batch, duration, &barrier),
+                    Pool::V6(pool) => worker(pipeline, &pool, w, batch, duration, &barrier),
+                })
                 .map_err(|e| anyhow!("could not start a worker thread: {e}"))
         })
         .collect::<Result<_>>()?;
@@ -547,9 +665,9 @@ fn run(setup: &Setup, spec: &RunSpec) -> Result<Run> {
 
 /// One worker: a warm-up pass over the pool, then batches until `duration`
 /// has passed.
-fn worker(
+fn worker<const N: usize>(
     mut pipeline: Pipeline,
-    pool: &[[u8; FRAME_BYTES]],
+    pool: &[[u8; N]],
     index: usize,
     batch: usize,
     duration: Duration,
@@ -668,7 +786,8 @@ fn dataplane(args: DataplaneArgs) -> Result<()> {
         members_per_group: MEMBERS,
         policy: setup.policy.clone(),
         flows: args.flows,
-        frame_bytes: FRAME_BYTES,
+        frame_bytes: setup.pool.frame_bytes(),
+        family: if args.ipv6 { "IPv6" } else { "IPv4" },
         batch: args.batch,
         seconds: args.seconds,
         fib_build_s: setup.build_s,
@@ -701,12 +820,13 @@ fn dataplane(args: DataplaneArgs) -> Result<()> {
 fn table_text(r: &Report) -> String {
     let mut s = format!(
         "ecmpd data-plane benchmark: {} routes -> {} groups x {} nexthops, {} flows, \
-         {}-byte IPv4/TCP frames, batch {}, {} s per run\nmachine: {} CPUs, {}\n\n",
+         {}-byte {}/TCP frames, batch {}, {} s per run\nmachine: {} CPUs, {}\n\n",
         r.routes,
         r.groups,
         r.members_per_group,
         r.flows,
         r.frame_bytes,
+        r.family,
         r.batch,
         r.seconds,
         r.machine.nproc,

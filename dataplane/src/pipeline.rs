@@ -2,7 +2,6 @@
 //! neighbour, rewrite, one FIB snapshot per batch, with the control path (ARP,
 //! local, multicast, ICMP errors under a token bucket) and mergeable counters.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -11,7 +10,7 @@ use hashing::{
     Selector,
 };
 
-use crate::fib::table::{FibReader, FibSnapshot};
+use crate::fib::table::{FibReader, FibSnapshot, NexthopGroup};
 use crate::io::PacketBatch;
 use crate::neigh::{Neighbour, NeighbourTable};
 use crate::packet::{
@@ -243,10 +242,11 @@ pub struct Counters {
     pub forwarded: u64,
     /// Indexed by port number (configured ports only).
     pub ports: Vec<PortCounters>,
-    /// Forwarded packets per group (ahash: updated every batch).
-    pub groups: HashMap<GroupId, u64, ahash::RandomState>,
-    /// Forwarded packets per (group, member).
-    pub members: HashMap<(GroupId, MemberId), u64, ahash::RandomState>,
+    /// Forwarded packets per group and per (group, member), indexed by group
+    /// id (see [`group_packets`](Self::group_packets),
+    /// [`member_packets`](Self::member_packets), [`groups`](Self::groups),
+    /// [`members`](Self::members)).
+    per_group: Vec<GroupCounters>,
     pub parse_drops: DropCounters,
     /// Indexed by [`PipelineDrop::index`].
     pub pipeline_drops: [u64; PipelineDrop::COUNT],
@@ -268,11 +268,10 @@ impl Counters {
         for (mine, theirs) in self.ports.iter_mut().zip(&other.ports) {
             mine.merge(theirs);
         }
-        for (&g, &n) in &other.groups {
-            *self.groups.entry(g).or_insert(0) += n;
-        }
-        for (&k, &n) in &other.members {
-            *self.members.entry(k).or_insert(0) += n;
+        for (g, theirs) in other.per_group.iter().enumerate() {
+            for &(m, n) in &theirs.members {
+                self.add_hits(g as GroupId, m, n);
+            }
         }
         self.parse_drops.merge(&other.parse_drops);
         for (mine, theirs) in self.pipeline_drops.iter_mut().zip(other.pipeline_drops) {
@@ -285,6 +284,61 @@ impl Counters {
         self.icmp.rate_limited += other.icmp.rate_limited;
         self.icmp.suppressed += other.icmp.suppressed;
         self.icmp.lost += other.icmp.lost;
+    }
+
+    /// Forwarded packets of group `group`.
+    pub fn group_packets(&self, group: GroupId) -> u64 {
+        self.per_group.get(group as usize).map_or(0, |g| g.packets)
+    }
+
+    /// Forwarded packets of group `group` to member `member`.
+    pub fn member_packets(&self, group: GroupId, member: MemberId) -> u64 {
+        self.per_group.get(group as usize).map_or(0, |g| {
+            g.members
+                .binary_search_by_key(&member, |&(m, _)| m)
+                .map_or(0, |i| g.members[i].1)
+        })
+    }
+
+    /// Every group that forwarded a packet, with its packets, by group id.
+    pub fn groups(&self) -> impl Iterator<Item = (GroupId, u64)> + '_ {
+        self.per_group
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.packets > 0)
+            .map(|(id, g)| (id as GroupId, g.packets))
+    }
+
+    /// Every (group, member) that forwarded a packet, with its packets, by
+    /// group id then member id.
+    pub fn members(&self) -> impl Iterator<Item = ((GroupId, MemberId), u64)> + '_ {
+        self.per_group
+            .iter()
+            .enumerate()
+            .flat_map(|(id, g)| g.members.iter().map(move |&(m, n)| ((id as GroupId, m), n)))
+    }
+
+    /// Counts `n` more packets forwarded by `group` to `member`.
+    fn add_hits(&mut self, group: GroupId, member: MemberId, n: u64) {
+        if let Some(c) = self.group_mut(group, n) {
+            c.add(member, n);
+        }
+    }
+
+    /// The counters of `group`, which forwarded `n` more packets (`None`,
+    /// and nothing counted, if `n` is 0).
+    #[inline]
+    fn group_mut(&mut self, group: GroupId, n: u64) -> Option<&mut GroupCounters> {
+        if n == 0 {
+            return None;
+        }
+        let g = group as usize;
+        if self.per_group.len() <= g {
+            self.per_group.resize_with(g + 1, GroupCounters::default);
+        }
+        let c = self.per_group.get_mut(g)?;
+        c.packets += n;
+        Some(c)
     }
 
     /// Drops counted for `cause`.
@@ -313,6 +367,30 @@ impl Counters {
     /// Transmitted packets over all ports.
     pub fn tx_packets(&self) -> u64 {
         self.ports.iter().map(|p| p.tx_packets).sum()
+    }
+}
+
+/// One group's forwarded packets: in all, and per member (sorted by member
+/// id, only members that forwarded a packet). A group that forwarded nothing
+/// has no packets and no members, so equal counts compare equal.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct GroupCounters {
+    packets: u64,
+    members: Vec<(MemberId, u64)>,
+}
+
+impl GroupCounters {
+    /// Adds `n` (nonzero) to `member`'s count, not to `packets`.
+    #[inline]
+    fn add(&mut self, member: MemberId, n: u64) {
+        match self.members.binary_search_by_key(&member, |&(m, _)| m) {
+            Ok(i) => {
+                if let Some(e) = self.members.get_mut(i) {
+                    e.1 += n;
+                }
+            }
+            Err(i) => self.members.insert(i, (member, n)),
+        }
     }
 }
 
@@ -547,13 +625,16 @@ impl NeighbourCache {
 
     /// Starts a batch: keeps the entries only if `table` says nothing
     /// changed since they were resolved.
-    fn start_batch(&mut self, table: &dyn NeighbourTable) {
+    /// Returns whether the entries were dropped.
+    fn start_batch(&mut self, table: &dyn NeighbourTable) -> bool {
         let generation = table.generation();
-        if generation.is_none() || generation != self.generation {
+        let flush = generation.is_none() || generation != self.generation;
+        if flush {
             self.slots.fill(None);
             self.generation = generation;
         }
         self.misses.clear();
+        flush
     }
 
     #[inline]
@@ -597,94 +678,54 @@ impl NeighbourCache {
     }
 }
 
-/// Forwarded packets per (group, member) in the current batch: an
-/// open-addressing table, folded into the counters' maps once per batch.
-struct BatchHits {
-    /// `(group << 32 | member, packets)`; [`BatchHits::EMPTY`] marks a free
-    /// slot. Never more than half full.
-    slots: Vec<(u64, u64)>,
-    used: Vec<usize>,
-    /// Per-group sums while folding, so each group's map entry is updated
-    /// once per batch rather than once per member.
-    groups: Vec<(GroupId, u64)>,
+/// A member of a [`FlatGroup`]: its nexthop, its resolved neighbour and
+/// egress MAC (kept while the neighbour cache keeps its entries), and the
+/// packets it forwarded in the current batch.
+#[derive(Clone, Debug)]
+struct FlatMember {
+    id: MemberId,
+    addr: IpAddr,
+    /// The resolved neighbour and its port's MAC (`None`: port not
+    /// configured). Never a miss: misses go to the neighbour cache every
+    /// time, which asks for resolution once per batch.
+    neighbour: Option<(Neighbour, Option<[u8; 6]>)>,
+    hits: u64,
 }
 
-impl BatchHits {
-    /// No group has this id (group ids stay below 2^30).
-    const EMPTY: u64 = u64::MAX;
-    /// Groups summed per batch before the fold updates the map directly.
-    const GROUP_SUMS: usize = 16;
+/// A group flattened for the fast path: built from one published
+/// `NexthopGroup` (held, so it is the same group as long as the pointer is),
+/// its members in the group's order (sorted by member id).
+#[derive(Debug, Default)]
+struct FlatGroup {
+    group: Option<Arc<NexthopGroup>>,
+    /// The [`Worker::neighbour_epoch`] the members' neighbours belong to.
+    neighbour_epoch: u64,
+    members: Vec<FlatMember>,
+    /// Packets forwarded in the current batch (the sum of the members').
+    hits: u64,
+}
 
-    fn new() -> Self {
-        BatchHits {
-            slots: vec![(Self::EMPTY, 0); 64],
-            used: Vec::new(),
-            groups: Vec::new(),
-        }
-    }
-
-    /// Makes room for `packets` distinct pairs (at most half full).
-    fn reserve(&mut self, packets: usize) {
-        let want = (2 * packets).next_power_of_two().max(64);
-        if self.slots.len() < want {
-            self.slots = vec![(Self::EMPTY, 0); want];
-        }
-    }
-
+impl FlatGroup {
+    /// Makes this the flattening of `group` for neighbour epoch `epoch`.
     #[inline]
-    fn count(&mut self, group: GroupId, member: MemberId) {
-        let key = (u64::from(group) << 32) | u64::from(member);
-        let mask = self.slots.len() - 1;
-        let mut i = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize & mask;
-        // Terminates: `reserve` keeps the table at most half full.
-        loop {
-            let Some(slot) = self.slots.get_mut(i) else {
-                return;
-            };
-            if slot.0 == key {
-                slot.1 += 1;
-                return;
+    fn refresh(&mut self, group: &Arc<NexthopGroup>, epoch: u64) {
+        let same = self.group.as_ref().is_some_and(|g| Arc::ptr_eq(g, group));
+        if !same {
+            self.members.clear();
+            self.members
+                .extend(group.nexthops().iter().map(|n| FlatMember {
+                    id: n.id,
+                    addr: n.addr,
+                    neighbour: None,
+                    hits: 0,
+                }));
+            self.group = Some(Arc::clone(group));
+            self.neighbour_epoch = epoch;
+        } else if self.neighbour_epoch != epoch {
+            for m in &mut self.members {
+                m.neighbour = None;
             }
-            if slot.0 == Self::EMPTY {
-                *slot = (key, 1);
-                self.used.push(i);
-                return;
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    /// Adds the batch's hits to `counters` and empties the table: one map
-    /// update per distinct (group, member) and one per group, per batch.
-    fn fold_into(&mut self, counters: &mut Counters) {
-        for &i in &self.used {
-            if let Some(slot) = self.slots.get_mut(i) {
-                let (key, n) = std::mem::replace(slot, (Self::EMPTY, 0));
-                let (g, m) = ((key >> 32) as GroupId, key as MemberId);
-                match counters.members.get_mut(&(g, m)) {
-                    Some(c) => *c += n,
-                    None => {
-                        counters.members.insert((g, m), n);
-                    }
-                }
-                // A short list, so that many groups in a large batch cost no
-                // more than a map update each.
-                let room = self.groups.len() < Self::GROUP_SUMS;
-                match self.groups.iter_mut().find(|(id, _)| *id == g) {
-                    Some(sum) => sum.1 += n,
-                    None if room => self.groups.push((g, n)),
-                    None => *counters.groups.entry(g).or_insert(0) += n,
-                }
-            }
-        }
-        self.used.clear();
-        for (g, n) in self.groups.drain(..) {
-            match counters.groups.get_mut(&g) {
-                Some(c) => *c += n,
-                None => {
-                    counters.groups.insert(g, n);
-                }
-            }
+            self.neighbour_epoch = epoch;
         }
     }
 }
@@ -707,6 +748,96 @@ struct FastV4 {
     src_port: u16,
     dst_port: u16,
     proto: u8,
+}
+
+/// The IPv6 common case: untagged Ethernet unicast to the ingress port's
+/// MAC, IPv6 whose next header is TCP or UDP (no extension headers) with a
+/// complete header inside the payload length, hop limit above 1, to a
+/// unicast destination that is not link-local. `parse_flow` accepts every
+/// such frame, with the key these fields make (ports included: not a
+/// fragment), and the general path's MAC, multicast, link-local and hop
+/// limit checks pass it; the caller checks the destination is not one of the
+/// router's own.
+#[derive(Clone, Copy, Debug)]
+struct FastV6 {
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    flow_label: u32,
+    src_port: u16,
+    dst_port: u16,
+    proto: u8,
+}
+
+impl FastV6 {
+    /// The flow key `parse_flow` gives the frame, arrived on `port`.
+    #[inline]
+    fn key(&self, port: u32) -> FlowKey {
+        FlowKey {
+            src: IpAddr::V6(self.src),
+            dst: IpAddr::V6(self.dst),
+            proto: self.proto,
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            flow_label: self.flow_label,
+            ingress_port: port,
+        }
+    }
+}
+
+/// Offset of the transport header of an IPv6 fast-path frame.
+const FAST_L4_V6: usize = FAST_L3 + 40;
+
+/// `frame`'s [`FastV6`] if it is the IPv6 common case for a port with MAC
+/// `port_mac`; `None` sends it down the general path, which decides.
+#[inline]
+fn fast_v6(frame: &[u8], port_mac: &[u8; 6]) -> Option<FastV6> {
+    let h: &[u8; FAST_L4_V6 + 4] = frame.first_chunk()?;
+    if h[..6] != *port_mac || h[0] & 1 != 0 || h[12..14] != [0x86, 0xdd] || h[14] >> 4 != 6 {
+        return None;
+    }
+    let l3 = &h[FAST_L3..];
+    let payload = usize::from(u16::from_be_bytes([l3[4], l3[5]]));
+    let (proto, hop_limit) = (l3[6], l3[7]);
+    // The whole payload present; hop limit left to decrement.
+    if payload > frame.len() - FAST_L4_V6 || hop_limit <= 1 {
+        return None;
+    }
+    let complete = match proto {
+        PROTO_TCP => {
+            let header = frame
+                .get(FAST_L4_V6 + 12)
+                .map_or(0, |b| usize::from(b >> 4) * 4);
+            payload >= 20 && header >= 20 && header <= payload
+        }
+        PROTO_UDP => payload >= 8,
+        _ => false,
+    };
+    let addr = |at: usize| -> Option<Ipv6Addr> {
+        let b: &[u8; 16] = l3.get(at..)?.first_chunk()?;
+        Some(Ipv6Addr::from(*b))
+    };
+    let (src, dst) = (addr(8)?, addr(24)?);
+    if !complete || dst.is_multicast() || is_ipv6_link_local(IpAddr::V6(dst)) {
+        return None;
+    }
+    let port = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+    Some(FastV6 {
+        src,
+        dst,
+        flow_label: u32::from_be_bytes([l3[0], l3[1], l3[2], l3[3]]) & 0x000f_ffff,
+        src_port: port(FAST_L4_V6),
+        dst_port: port(FAST_L4_V6 + 2),
+        proto,
+    })
+}
+
+/// A frame the fast path takes: an IPv4 frame's fields, or where an IPv6
+/// frame's are in [`Worker::fast6`] (kept apart so that the common IPv4 case
+/// stays small).
+#[derive(Clone, Copy, Debug)]
+enum Fast {
+    V4(FastV4),
+    V6(u32),
 }
 
 /// `frame`'s [`FastV4`] if it is the common case for a port with MAC
@@ -758,9 +889,12 @@ fn fast_v4(frame: &[u8], port_mac: &[u8; 6]) -> Option<FastV4> {
 /// A fast-path frame's nexthop, chosen in the batch's selection stage.
 #[derive(Clone, Copy, Debug)]
 struct Chosen {
-    group: GroupId,
-    member: MemberId,
-    addr: IpAddr,
+    /// Index of the group's [`FlatGroup`] in [`Worker::flat`] (its id).
+    group: u32,
+    /// Index of the member in the group's nexthops and `FlatGroup::members`.
+    index: u32,
+    /// An IPv6 frame (its hop limit, not a TTL, is decremented).
+    v6: bool,
     /// The flow's tracker fingerprint (0 with tracking off).
     fingerprint: u64,
 }
@@ -780,14 +914,26 @@ struct Worker {
     counters: Counters,
     dispositions: Vec<Disposition>,
     neighbour_cache: NeighbourCache,
-    hits: BatchHits,
+    /// Bumped whenever the neighbour cache drops its entries; the
+    /// neighbours kept in [`FlatGroup`]s of another epoch are stale.
+    neighbour_epoch: u64,
+    /// The fast path's flattened groups, indexed by group id.
+    flat: Vec<FlatGroup>,
+    /// The groups of `flat` with hits in this batch.
+    touched: Vec<u32>,
     /// Per frame of the batch: its fast-path fields, if it is the common
     /// case.
-    fast: Vec<Option<FastV4>>,
+    fast: Vec<Option<Fast>>,
     /// Per frame: the IPv4 destination to look up (0 for the others).
     dsts: Vec<u32>,
     /// Per frame: the group id the LPM gave for `dsts`.
     group_ids: Vec<u32>,
+    /// The fields of the batch's IPv6 fast-path frames, in order.
+    fast6: Vec<FastV6>,
+    /// Their destinations, for the batched LPM lookup.
+    dsts6: Vec<u128>,
+    /// The group id the LPM gave for each of `dsts6`.
+    group_ids6: Vec<u32>,
     /// Per frame: the nexthop of a fast-path frame with a route and a
     /// nonempty group.
     chosen: Vec<Option<Chosen>>,
@@ -804,12 +950,46 @@ impl Worker {
 
     #[inline]
     fn count_hit(&mut self, group: GroupId, member: MemberId) {
-        self.hits.count(group, member);
+        self.counters.add_hits(group, member, 1);
     }
 
-    /// Folds this batch's per-group and per-member hits into the counters.
+    /// Starts a batch: the neighbour cache, and the neighbour epoch of the
+    /// flattened groups.
+    fn start_batch(&mut self) {
+        if self.neighbour_cache.start_batch(&*self.neighbours) {
+            self.neighbour_epoch += 1;
+        }
+    }
+
+    /// Folds this batch's fast-path hits per (group, member) into the
+    /// counters, once per distinct pair.
     fn end_batch(&mut self) {
-        self.hits.fold_into(&mut self.counters);
+        for &g in &self.touched {
+            let Some(flat) = self.flat.get_mut(g as usize) else {
+                continue;
+            };
+            let sum = std::mem::take(&mut flat.hits);
+            let Some(c) = self.counters.group_mut(g, sum) else {
+                continue;
+            };
+            // Both sorted by member id: one merge walk, inserting (rarely)
+            // members counted for the first time.
+            let mut at = 0;
+            for m in &mut flat.members {
+                let n = std::mem::take(&mut m.hits);
+                if n == 0 {
+                    continue;
+                }
+                while c.members.get(at).is_some_and(|&(id, _)| id < m.id) {
+                    at += 1;
+                }
+                match c.members.get_mut(at) {
+                    Some(e) if e.0 == m.id => e.1 += n,
+                    _ => c.members.insert(at, (m.id, n)),
+                }
+            }
+        }
+        self.touched.clear();
     }
 
     /// Stage one of a batch: which frames take the fast path, and their
@@ -819,14 +999,29 @@ impl Worker {
     fn classify(&mut self, fib: &FibSnapshot<'_>, rx: &PacketBatch) {
         self.fast.clear();
         self.dsts.clear();
+        self.dsts6.clear();
+        self.fast6.clear();
         for buf in rx.iter() {
             let fast = match self.ports.get(buf.port() as usize) {
-                Some(cfg) if self.fast_path => {
-                    fast_v4(buf.frame(), &cfg.mac).filter(|f| !self.own_v4.contains(&f.dst))
-                }
+                Some(cfg) if self.fast_path => match fast_v4(buf.frame(), &cfg.mac) {
+                    Some(f) => Some(Fast::V4(f)).filter(|_| !self.own_v4.contains(&f.dst)),
+                    None => match fast_v6(buf.frame(), &cfg.mac) {
+                        Some(f) if !self.own.contains(&IpAddr::V6(f.dst)) => {
+                            let dst = u128::from(f.dst);
+                            fib.prefetch_v6(dst);
+                            self.dsts6.push(dst);
+                            self.fast6.push(f);
+                            Some(Fast::V6(self.fast6.len() as u32 - 1))
+                        }
+                        _ => None,
+                    },
+                },
                 _ => None,
             };
-            let dst = fast.map_or(0, |f| u32::from(f.dst));
+            let dst = match fast {
+                Some(Fast::V4(f)) => u32::from(f.dst),
+                _ => 0,
+            };
             fib.prefetch_v4(dst);
             self.fast.push(fast);
             self.dsts.push(dst);
@@ -834,6 +1029,9 @@ impl Worker {
         self.group_ids.clear();
         self.group_ids
             .resize(self.dsts.len(), crate::fib::lpm4::NO_ROUTE);
+        self.group_ids6.clear();
+        self.group_ids6
+            .resize(self.dsts6.len(), crate::fib::lpm6::NO_ROUTE);
     }
 
     /// Stage three: the nexthop of every fast-path frame with a route, as
@@ -842,35 +1040,89 @@ impl Worker {
     /// and goes down the general path, which queues the ICMP error.
     fn select(&mut self, fib: &FibSnapshot<'_>, rx: &PacketBatch, now: Nanos) {
         self.chosen.clear();
+        let table = fib.table();
+        let mut flat = FlatSelect {
+            flat: &mut self.flat,
+            neighbour_epoch: self.neighbour_epoch,
+            tracker: self.tracker.as_ref(),
+            fingerprinter: &self.fingerprinter,
+        };
         for ((buf, fast), &id) in rx.iter().zip(&self.fast).zip(&self.group_ids) {
-            let chosen = fast.and_then(|f| {
-                let group = fib.group(id)?;
-                let hash = group.hasher().hash_v4(
-                    f.src,
-                    f.dst,
-                    f.src_port,
-                    f.dst_port,
-                    f.proto,
-                    buf.port(),
-                );
-                if let AnySelector::Resilient(r) = group.selector() {
-                    r.note_activity(hash, now);
+            let port = buf.port();
+            let chosen = match *fast {
+                Some(Fast::V4(f)) => table.get(id).and_then(|group| {
+                    let hash = group
+                        .hasher()
+                        .hash_v4(f.src, f.dst, f.src_port, f.dst_port, f.proto, port);
+                    flat.choose(group, hash, false, now, |fp| fp.fingerprint_v4(&f, port))
+                }),
+                Some(Fast::V6(j)) => {
+                    let j = j as usize;
+                    match (self.fast6.get(j), self.group_ids6.get(j)) {
+                        (Some(f), Some(&id)) => table.get(id).and_then(|group| {
+                            let key = f.key(port);
+                            let hash = group.hasher().hash(&key);
+                            flat.choose(group, hash, true, now, |fp| fp.fingerprint(&key))
+                        }),
+                        _ => None,
+                    }
                 }
-                let nexthop = group.select_hash(hash)?;
-                let mut fingerprint = 0;
-                if let Some(tracker) = &self.tracker {
-                    fingerprint = self.fingerprinter.fingerprint_v4(&f, buf.port());
-                    tracker.prefetch(fingerprint);
-                }
-                Some(Chosen {
-                    group: group.id(),
-                    member: nexthop.id,
-                    addr: nexthop.addr,
-                    fingerprint,
-                })
-            });
+                None => None,
+            };
             self.chosen.push(chosen);
         }
+    }
+}
+
+/// The parts of a [`Worker`] the selection stage writes or reads per frame.
+struct FlatSelect<'a> {
+    flat: &'a mut Vec<FlatGroup>,
+    neighbour_epoch: u64,
+    tracker: Option<&'a FlowTracker>,
+    fingerprinter: &'a Fingerprinter,
+}
+
+impl FlatSelect<'_> {
+    /// The nexthop of a fast-path frame with flow hash `hash` in `group`, as
+    /// `NexthopGroup::select_at` chooses it, with the group flattened and
+    /// the flow's tracker set prefetched (`fingerprint` computes its
+    /// fingerprint); `None` for an empty group.
+    #[inline(always)]
+    fn choose(
+        &mut self,
+        group: &Arc<NexthopGroup>,
+        hash: u32,
+        v6: bool,
+        now: Nanos,
+        fingerprint: impl FnOnce(&Fingerprinter) -> u64,
+    ) -> Option<Chosen> {
+        if let AnySelector::Resilient(r) = group.selector() {
+            r.note_activity(hash, now);
+        }
+        // As `select_hash`: the selector's member, then its nexthop.
+        let member = group.selector().select(hash)?;
+        let index = group
+            .nexthops()
+            .binary_search_by_key(&member, |n| n.id)
+            .ok()?;
+        let slot = group.id() as usize;
+        if self.flat.len() <= slot {
+            self.flat.resize_with(slot + 1, FlatGroup::default);
+        }
+        self.flat
+            .get_mut(slot)?
+            .refresh(group, self.neighbour_epoch);
+        let mut fp = 0;
+        if let Some(tracker) = self.tracker {
+            fp = fingerprint(self.fingerprinter);
+            tracker.prefetch(fp);
+        }
+        Some(Chosen {
+            group: group.id(),
+            index: index as u32,
+            v6,
+            fingerprint: fp,
+        })
     }
 }
 
@@ -924,10 +1176,15 @@ impl Pipeline {
                 counters,
                 dispositions: Vec::with_capacity(batch),
                 neighbour_cache: NeighbourCache::new(),
-                hits: BatchHits::new(),
+                neighbour_epoch: 0,
+                flat: Vec::new(),
+                touched: Vec::with_capacity(batch),
                 fast: Vec::with_capacity(batch),
                 dsts: Vec::with_capacity(batch),
                 group_ids: Vec::with_capacity(batch),
+                fast6: Vec::new(),
+                dsts6: Vec::new(),
+                group_ids6: Vec::new(),
                 chosen: Vec::with_capacity(batch),
                 fast_path: true,
             },
@@ -940,9 +1197,12 @@ impl Pipeline {
     /// ingress port. One FIB snapshot serves the whole batch.
     ///
     /// In stages, so that the cache misses of different frames overlap: the
-    /// common case (see `fast_v4`) is recognised for every frame first, then
-    /// the LPM looks up all their destinations at once, then each frame is
-    /// forwarded in order. Every other frame, and a common-case frame
+    /// common case (see `fast_v4` and `fast_v6`) is recognised for every
+    /// frame first, then the LPM looks up all their destinations at once (per
+    /// family), then each frame's nexthop is chosen, then each frame is
+    /// forwarded in order through its group's flattened nexthops (`FlatGroup`,
+    /// whose per-batch hits are folded into the counters at the end). Every
+    /// other frame, and a common-case frame
     /// without a route or with an empty group, takes the general path
     /// (`Worker::packet`); both give the same dispositions, frames and
     /// counters.
@@ -956,10 +1216,12 @@ impl Pipeline {
         let snapshot = self.fib.snapshot();
         let w = &mut self.worker;
         w.dispositions.clear();
-        w.neighbour_cache.start_batch(&*w.neighbours);
-        w.hits.reserve(rx.len());
+        w.start_batch();
         w.classify(&snapshot, rx);
         snapshot.lookup_v4_batch(&w.dsts, &mut w.group_ids);
+        if !w.dsts6.is_empty() {
+            snapshot.lookup_v6_batch(&w.dsts6, &mut w.group_ids6);
+        }
         w.select(&snapshot, rx, now);
         for i in 0..rx.len() {
             let d = match w.chosen.get(i) {
@@ -998,6 +1260,15 @@ impl Pipeline {
             .tracker
             .as_mut()
             .map(|t| t.group_changed(change))
+    }
+
+    /// Announces that the FIB freed a group (from `Applied::freed`), so the
+    /// flow tracker does not take a reuse of its id for the same group; see
+    /// [`FlowTracker::group_freed`]. Nothing if tracking is off.
+    pub fn group_freed(&mut self, group: GroupId, now: Nanos) {
+        if let Some(t) = self.worker.tracker.as_mut() {
+            t.group_freed(group, now);
+        }
     }
 
     /// The flow tracker, if tracking is on.
@@ -1069,10 +1340,26 @@ impl Worker {
             pc.rx_packets += 1;
             pc.rx_bytes += len;
         }
-        let Some(neighbour) = self.neighbour_cache.resolve(&*self.neighbours, c.addr) else {
+        let Some(flat) = self.flat.get_mut(c.group as usize) else {
+            // Unreachable: the selection stage flattened the group.
             return drop_p(PipelineDrop::NeighbourMiss);
         };
-        let Some(egress) = self.ports.get(neighbour.port as usize) else {
+        let Some(m) = flat.members.get_mut(c.index as usize) else {
+            // Unreachable: the selection stage flattened the group.
+            return drop_p(PipelineDrop::NeighbourMiss);
+        };
+        let (neighbour, egress) = match m.neighbour {
+            Some(n) => n,
+            None => {
+                let Some(n) = self.neighbour_cache.resolve(&*self.neighbours, m.addr) else {
+                    return drop_p(PipelineDrop::NeighbourMiss);
+                };
+                let resolved = (n, self.ports.get(n.port as usize).map(|p| p.mac));
+                m.neighbour = Some(resolved);
+                resolved
+            }
+        };
+        let Some(egress_mac) = egress else {
             return drop_p(PipelineDrop::NoEgressPort);
         };
         if tx.is_full() {
@@ -1080,26 +1367,38 @@ impl Worker {
         }
 
         let frame = buf.frame_mut();
-        if let Some(Err(r)) = frame.get_mut(FAST_L3..).map(ipv4_decrement_ttl) {
-            // Unreachable: the classifier saw a TTL above 1.
+        let decremented = match frame.get_mut(FAST_L3..) {
+            Some(l3) if c.v6 => {
+                Ipv6Packet::new_checked_header(l3).and_then(|mut ip| ip.decrement_hop_limit())
+            }
+            Some(l3) => ipv4_decrement_ttl(l3),
+            None => Err(DropReason::TruncatedEthernet),
+        };
+        if let Err(r) = decremented {
+            // Unreachable: the classifier saw a TTL or hop limit above 1.
             return Disposition::Drop(DropCause::Parse(r));
         }
         if let Some(macs) = frame.first_chunk_mut::<12>() {
             macs[..6].copy_from_slice(&neighbour.mac);
-            macs[6..].copy_from_slice(&egress.mac);
+            macs[6..].copy_from_slice(&egress_mac);
         }
         buf.set_port(neighbour.port);
         if !rx.swap_into(i, tx) {
             return drop_p(PipelineDrop::TxFull);
         }
 
+        m.hits += 1;
+        if flat.hits == 0 {
+            self.touched.push(c.group);
+        }
+        flat.hits += 1;
+        let member = m.id;
         if let Some(pc) = self.counters.ports.get_mut(neighbour.port as usize) {
             pc.tx_packets += 1;
             pc.tx_bytes += len;
         }
-        self.hits.count(c.group, c.member);
         if let Some(tracker) = self.tracker.as_mut() {
-            tracker.observe(c.fingerprint, c.group, c.member, now);
+            tracker.observe(c.fingerprint, c.group, member, now);
         }
         Disposition::Forward {
             port: neighbour.port,
@@ -1308,6 +1607,7 @@ mod tests {
     use crate::packet::internet_checksum;
 
     const ROUTER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1);
 
     fn mac(port: u32) -> [u8; 6] {
         [0x02, 0, 0, 0, 0, port as u8]
@@ -1335,11 +1635,11 @@ mod tests {
         let ports: Vec<PortConfig> = (0..4)
             .map(|p| PortConfig {
                 mac: mac(p),
-                addrs: vec![IpAddr::V4(if p == 0 {
-                    ROUTER
+                addrs: if p == 0 {
+                    vec![IpAddr::V4(ROUTER), IpAddr::V6(ROUTER6)]
                 } else {
-                    Ipv4Addr::new(10, 0, 0, 100 + p as u8)
-                })],
+                    vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100 + p as u8))]
+                },
             })
             .collect();
         let mut config = PipelineConfig::new(ports);
@@ -1389,6 +1689,28 @@ mod tests {
                         ),
                     ),
                     route("203.0.113.128/25", &[9], None),
+                    route("2001:db8:1::/48", &[1, 2, 3, 4], None),
+                    route(
+                        "2001:db8:2::/48",
+                        &[1, 2, 3],
+                        policy(
+                            Algorithm::ModuloN,
+                            HashFields::L4,
+                            HashFunction::Xxh3,
+                            false,
+                        ),
+                    ),
+                    route(
+                        "2001:db8:3::/48",
+                        &[2, 4],
+                        policy(
+                            Algorithm::Resilient,
+                            HashFields::L3,
+                            HashFunction::Crc32,
+                            true,
+                        ),
+                    ),
+                    route("2001:db8:4::/48", &[9], None),
                     route(
                         "100.64.0.0/10",
                         &[2, 4],
@@ -1503,6 +1825,107 @@ mod tests {
             )
     }
 
+    /// An Ethernet/IPv6 frame with a TCP or UDP header (or not), then
+    /// mutated like [`frame`]'s: MACs, version, hop limit, next header
+    /// (extension headers included), payload length, TCP data offset,
+    /// own, link-local and multicast destinations, flipped bytes, truncation.
+    fn frame6() -> impl Strategy<Value = (u32, Vec<u8>)> {
+        let net = |n: u16| {
+            any::<u64>().prop_map(move |h| {
+                Ipv6Addr::from(
+                    (u128::from(0x2001_0db8_u32) << 96) | (u128::from(n) << 80) | u128::from(h),
+                )
+            })
+        };
+        let dst = prop_oneof![
+            4 => net(1),
+            4 => net(2),
+            4 => net(3),
+            2 => net(4),
+            1 => Just(ROUTER6),
+            1 => Just(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1)),
+            1 => Just(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1)),
+            1 => any::<u128>().prop_map(Ipv6Addr::from),
+        ];
+        (
+            dst,
+            any::<u128>(),
+            any::<[u16; 2]>(),
+            prop_oneof![4 => Just(6u8), 4 => Just(17u8), 1 => Just(58u8), 1 => Just(0u8), 1 => Just(44u8), 1 => any::<u8>()],
+            prop_oneof![8 => Just(64u8), 1 => Just(1u8), 1 => Just(0u8), 1 => any::<u8>()],
+            (prop_oneof![8 => Just(0x6u8), 1 => any::<u8>()], any::<u32>()),
+            prop_oneof![8 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)],
+            (
+                any::<u8>(),
+                prop_oneof![8 => Just(0usize), 1 => Just(1), 1 => Just(2)],
+                0usize..5,
+            ),
+            prop_oneof![8 => Just(0x50u8), 1 => any::<u8>()],
+            prop_oneof![
+                4 => Just(Vec::new()),
+                1 => prop::collection::vec((0usize..100, any::<u8>()), 1..2),
+            ],
+            0usize..100,
+        )
+            .prop_map(
+                |(
+                    dst,
+                    src,
+                    ports,
+                    proto,
+                    hop_limit,
+                    (version, label),
+                    mac_kind,
+                    (len_delta, len_kind, port),
+                    tcp_off,
+                    flips,
+                    cut,
+                )| {
+                    let l4_len: usize = if proto == 17 { 8 } else { 20 };
+                    let payload = 6;
+                    let mut f = Vec::new();
+                    f.extend_from_slice(&match mac_kind {
+                        0 => mac(port as u32),
+                        1 => [0x33, 0x33, 0, 0, 0, 1],
+                        _ => [0x02, 0x99, 0, 0, 0, 0],
+                    });
+                    f.extend_from_slice(&[0x02, 0xcc, 0, 0, 0, 1, 0x86, 0xdd]);
+                    let len = l4_len + payload;
+                    let len = match len_kind {
+                        0 => len,
+                        1 => len.saturating_sub(usize::from(len_delta % 30)),
+                        _ => len + usize::from(len_delta % 8),
+                    };
+                    let mut ip = [0u8; 40];
+                    ip[0..4].copy_from_slice(&label.to_be_bytes());
+                    ip[0] = (version << 4) | (ip[0] & 0x0f);
+                    ip[4..6].copy_from_slice(&(len as u16).to_be_bytes());
+                    ip[6] = proto;
+                    ip[7] = hop_limit;
+                    ip[8..24].copy_from_slice(&src.to_be_bytes());
+                    ip[24..40].copy_from_slice(&dst.octets());
+                    f.extend_from_slice(&ip);
+                    let mut l4 = vec![0u8; l4_len + payload];
+                    l4[0..2].copy_from_slice(&ports[0].to_be_bytes());
+                    l4[2..4].copy_from_slice(&ports[1].to_be_bytes());
+                    if l4_len == 20 {
+                        l4[12] = tcp_off;
+                    }
+                    f.extend_from_slice(&l4);
+                    f.extend_from_slice(&[0; 4]); // FCS
+                    for (at, byte) in flips {
+                        if let Some(b) = f.get_mut(at) {
+                            *b = byte;
+                        }
+                    }
+                    if cut < 15 {
+                        f.truncate(f.len().saturating_sub(cut * 4));
+                    }
+                    (port as u32, f)
+                },
+            )
+    }
+
     /// Dispositions, transmitted (port, frame)s, control packets.
     type Outcome = (Vec<Disposition>, Vec<(u32, Vec<u8>)>, Vec<ControlPacket>);
 
@@ -1522,7 +1945,10 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
         fn the_fast_path_forwards_exactly_as_the_general_path(
-            batches in prop::collection::vec(prop::collection::vec(frame(), 1..40), 1..4),
+            batches in prop::collection::vec(
+                prop::collection::vec(prop_oneof![frame(), frame6()], 1..40),
+                1..4,
+            ),
             tx_slots in prop_oneof![Just(64usize), 1usize..40],
             track in any::<bool>(),
             drop_neighbour in any::<bool>(),
@@ -1546,28 +1972,36 @@ mod tests {
     }
 
     #[test]
-    fn batch_hits_fold_every_pair_and_group_exactly() {
-        let mut hits = BatchHits::new();
+    fn counters_count_per_group_and_member_and_merge() {
         let mut counters = Counters::default();
         for round in 0..2u64 {
-            hits.reserve(40 * 3 * 2);
-            for g in 0..40u32 {
+            let mut other = Counters::default();
+            for g in (0..40u32).rev() {
                 for m in 0..3u32 {
-                    for _ in 0..=m {
-                        hits.count(g, m);
-                    }
+                    other.add_hits(g, 10 - m, u64::from(m + 1));
                 }
             }
-            hits.fold_into(&mut counters);
+            counters.merge(&other);
             for g in 0..40u32 {
-                assert_eq!(counters.groups[&g], 6 * (round + 1));
+                assert_eq!(counters.group_packets(g), 6 * (round + 1));
                 for m in 0..3u32 {
-                    assert_eq!(counters.members[&(g, m)], u64::from(m + 1) * (round + 1));
+                    assert_eq!(
+                        counters.member_packets(g, 10 - m),
+                        u64::from(m + 1) * (round + 1)
+                    );
                 }
+                assert_eq!(counters.member_packets(g, 4), 0);
             }
         }
-        assert_eq!(counters.groups.len(), 40);
-        assert_eq!(counters.members.len(), 120);
+        assert_eq!(counters.groups().count(), 40);
+        assert_eq!(counters.members().count(), 120);
+        assert_eq!(counters.group_packets(40), 0);
+        let mut once = Counters::default();
+        once.add_hits(3, 1, 2);
+        let mut twice = Counters::default();
+        twice.add_hits(3, 1, 1);
+        twice.add_hits(3, 1, 1);
+        assert_eq!(once, twice);
     }
 
     #[test]
@@ -1592,5 +2026,34 @@ mod tests {
         rx.push(0, &f);
         fast.worker.classify(&fast.fib.snapshot(), &rx);
         assert!(fast.worker.fast[0].is_none());
+
+        // IPv6 and TCP, to a routed destination: fast; with a hop-by-hop
+        // header, or to the router's own address, general.
+        let mut f = vec![0u8; 78];
+        f[..6].copy_from_slice(&mac(0));
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[14] = 0x60;
+        f[18..20].copy_from_slice(&20u16.to_be_bytes());
+        f[20] = 6;
+        f[21] = 64;
+        f[38..54].copy_from_slice(&Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 7).octets());
+        f[66] = 0x50;
+        let mut rx = PacketBatch::new(4, 256);
+        rx.push(0, &f);
+        fast.worker.classify(&fast.fib.snapshot(), &rx);
+        assert!(matches!(fast.worker.fast[0], Some(Fast::V6(_))));
+        let mut tx = PacketBatch::new(4, 256);
+        fast.process(&mut rx, &mut tx, &mut Vec::new(), 1);
+        assert!(matches!(fast.dispositions(), [Disposition::Forward { .. }]));
+        assert_eq!(tx.iter().next().map(|b| b.frame()[21]), Some(63));
+        let mut g = f.clone();
+        g[20] = 0;
+        let mut h = f.clone();
+        h[38..54].copy_from_slice(&ROUTER6.octets());
+        let mut rx = PacketBatch::new(4, 256);
+        rx.push(0, &g);
+        rx.push(0, &h);
+        fast.worker.classify(&fast.fib.snapshot(), &rx);
+        assert!(fast.worker.fast.iter().all(Option::is_none));
     }
 }

@@ -307,9 +307,10 @@ fn flows_spread_over_all_members_and_each_flow_sticks_to_its_member() {
     }
     let c = r.pipeline.counters();
     assert_eq!(c.forwarded, 4000);
-    assert_eq!(c.groups.len(), 1);
-    assert_eq!(c.members.len(), 4);
-    assert_eq!(c.members.values().sum::<u64>(), 4000);
+    assert_eq!(c.groups().count(), 1);
+    assert_eq!(c.members().count(), 4);
+    assert_eq!(c.members().map(|(_, n)| n).sum::<u64>(), 4000);
+    assert_eq!(c.groups().map(|(_, n)| n).sum::<u64>(), 4000);
 }
 
 /// Egress ports of `frames` before and after removing member 4.
@@ -567,7 +568,13 @@ fn counters_add_up_per_port_and_merge_across_workers() {
     total.merge(&c);
     assert_eq!(total.rx_packets, 208);
     assert_eq!(total.ports[0].rx_bytes, 2 * bytes);
-    assert_eq!(total.members.values().sum::<u64>(), 200);
+    assert_eq!(total.members().map(|(_, n)| n).sum::<u64>(), 200);
+    for ((g, m), n) in c.members() {
+        assert_eq!(total.member_packets(g, m), 2 * n);
+    }
+    for (g, n) in c.groups() {
+        assert_eq!(total.group_packets(g), 2 * n);
+    }
     assert_eq!(total.drops(), 2);
     assert_counters_add_up(&total);
 }
@@ -597,9 +604,8 @@ fn tracker_reports_match_the_flows_that_changed_egress() {
     let v4_group = r
         .pipeline
         .counters()
-        .groups
-        .keys()
-        .copied()
+        .groups()
+        .map(|(g, _)| g)
         .collect::<Vec<_>>();
     let report = tracker
         .reports()

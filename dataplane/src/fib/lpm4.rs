@@ -71,7 +71,9 @@ impl std::fmt::Debug for Tables {
     }
 }
 
-fn atomic_zeroed(n: usize) -> Vec<AtomicU32> {
+/// `n` zeroed entries, on transparent huge pages where the kernel gives them
+/// (see [`advise_huge_pages`]); also the IPv6 table's storage.
+pub(crate) fn atomic_zeroed(n: usize) -> Vec<AtomicU32> {
     let mut v = Vec::with_capacity(n);
     // Before the first write, so the pages are faulted in as huge pages.
     advise_huge_pages(v.as_ptr() as usize, n * std::mem::size_of::<AtomicU32>());

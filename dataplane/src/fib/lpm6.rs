@@ -97,9 +97,9 @@ struct Shared {
 pub fn new(config: Lpm6Config) -> (Lpm6Writer, Lpm6Reader) {
     let groups = config.groups.min(MAX_GROUPS);
     let total = TOP_ENTRIES + groups as usize * GROUP_SIZE;
-    let entries: Box<[AtomicU32]> = std::iter::repeat_with(|| AtomicU32::new(EMPTY))
-        .take(total)
-        .collect();
+    // EMPTY is 0: zeroed storage, on huge pages (each lookup reads up to
+    // five random entries of this table).
+    let entries: Box<[AtomicU32]> = super::lpm4::atomic_zeroed(total).into_boxed_slice();
     let shared = Arc::new(Shared { entries });
     let writer = Lpm6Writer {
         shared: Arc::clone(&shared),
@@ -154,7 +154,7 @@ impl Lpm6Reader {
     /// the first `min(addrs.len(), out.len())` addresses. Walks eight
     /// addresses level by level together so their cache misses overlap.
     pub fn lookup_batch(&self, addrs: &[u128], out: &mut [u32]) {
-        const LANES: usize = 8;
+        const LANES: usize = 16;
         let entries = &self.shared.entries;
         let load = |idx: usize| {
             entries
@@ -188,6 +188,25 @@ impl Lpm6Reader {
                 };
             }
         }
+    }
+
+    /// Asks the CPU to start loading the first-level entry of `addr` into
+    /// the cache, ahead of a [`lookup`](Self::lookup) or
+    /// [`lookup_batch`](Self::lookup_batch) of it. A hint: it changes no
+    /// result, and does nothing on targets other than x86-64.
+    #[inline(always)]
+    pub fn prefetch(&self, addr: u128) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(entry) = self.shared.entries.get((addr >> (128 - TOP_BITS)) as usize) {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            // SAFETY: a prefetch is only a hint to the cache: it never
+            // faults, reads nothing into the program and writes nothing,
+            // whatever the address (here a valid reference anyway); SSE is
+            // part of the x86-64 baseline, so the intrinsic is available.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(entry.as_ptr().cast::<i8>().cast_const()) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = addr;
     }
 
     /// Bytes of the shared lookup tables (first level plus the whole group

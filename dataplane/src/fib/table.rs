@@ -500,6 +500,22 @@ impl FibSnapshot<'_> {
         self.reader.v4.prefetch(dst);
     }
 
+    /// The group ids the LPM gives for IPv6 destinations: `out[i]` for
+    /// `dsts[i]`, [`lpm6::NO_ROUTE`] where there is none, for `i` below the
+    /// shorter length; same answers as [`lookup_id`](Self::lookup_id) (see
+    /// [`Lpm6Reader::lookup_batch`]).
+    #[inline]
+    pub fn lookup_v6_batch(&self, dsts: &[u128], out: &mut [u32]) {
+        self.reader.v6.lookup_batch(dsts, out);
+    }
+
+    /// Starts loading the first-level LPM entry of the IPv6 destination
+    /// `dst`; a hint that changes no result (see [`Lpm6Reader::prefetch`]).
+    #[inline(always)]
+    pub fn prefetch_v6(&self, dst: u128) {
+        self.reader.v6.prefetch(dst);
+    }
+
     /// The group table of this snapshot.
     pub fn table(&self) -> &GroupTable {
         &self.table
