@@ -241,6 +241,9 @@ pub fn run_variant(
                     run.events.insert(id, step.index);
                 }
             }
+            for &freed in &applied.freed {
+                pipeline.group_freed(freed, step.time);
+            }
             fib.release_lpm_quarantine();
             let first = step.services.first().copied().unwrap_or(0);
             let names = |nodes: &[usize]| {
