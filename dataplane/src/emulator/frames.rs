@@ -6,6 +6,8 @@ use std::net::IpAddr;
 
 use hashing::FlowKey;
 
+use crate::packet::internet_checksum;
+
 /// Ethernet's minimum frame length without the FCS.
 const MIN_FRAME: usize = 60;
 
@@ -30,11 +32,10 @@ pub fn build_frame(key: &FlowKey, src_mac: [u8; 6], dst_mac: [u8; 6], ttl: u8) -
             ip[9] = key.proto;
             ip[12..16].copy_from_slice(&s.octets());
             ip[16..20].copy_from_slice(&d.octets());
-            let c = !fold(sum(&ip));
+            let c = internet_checksum(&ip);
             ip[10..12].copy_from_slice(&c.to_be_bytes());
             f.extend_from_slice(&ip);
-            let mut pseudo = sum(&s.octets()) + sum(&d.octets());
-            pseudo += u32::from(key.proto) + l4.len() as u32;
+            let pseudo = pseudo_header(&s.octets(), &d.octets(), key.proto, l4.len());
             f.extend_from_slice(&with_checksum(key.proto, l4, pseudo));
         }
         (s, d) => {
@@ -50,8 +51,7 @@ pub fn build_frame(key: &FlowKey, src_mac: [u8; 6], dst_mac: [u8; 6], ttl: u8) -
             ip[8..24].copy_from_slice(&s);
             ip[24..40].copy_from_slice(&d);
             f.extend_from_slice(&ip);
-            let mut pseudo = sum(&s) + sum(&d);
-            pseudo += u32::from(key.proto) + l4.len() as u32;
+            let pseudo = pseudo_header(&s, &d, key.proto, l4.len());
             f.extend_from_slice(&with_checksum(key.proto, l4, pseudo));
         }
     }
@@ -95,32 +95,37 @@ fn l4_header(key: &FlowKey) -> Vec<u8> {
     }
 }
 
-/// Fills in the TCP/UDP checksum (other protocols are left as they are).
-fn with_checksum(proto: u8, mut l4: Vec<u8>, pseudo: u32) -> Vec<u8> {
+/// The TCP/UDP pseudo-header (RFC 793, RFC 8200 8.1): addresses, a zero
+/// byte or padding, the protocol and the transport length.
+fn pseudo_header(src: &[u8], dst: &[u8], proto: u8, len: usize) -> Vec<u8> {
+    let mut p = Vec::with_capacity(40);
+    p.extend_from_slice(src);
+    p.extend_from_slice(dst);
+    if src.len() == 4 {
+        p.extend_from_slice(&[0, proto]);
+        p.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        p.extend_from_slice(&(len as u32).to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, proto]);
+    }
+    p
+}
+
+/// Fills in the TCP/UDP checksum over `pseudo` and the header (other
+/// protocols are left as they are).
+fn with_checksum(proto: u8, mut l4: Vec<u8>, mut pseudo: Vec<u8>) -> Vec<u8> {
     let at = match proto {
         6 => 16,
         17 => 6,
         _ => return l4,
     };
-    let mut c = !fold(pseudo + sum(&l4));
+    pseudo.extend_from_slice(&l4);
+    let mut c = internet_checksum(&pseudo);
     if proto == 17 && c == 0 {
         c = 0xffff;
     }
     l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
     l4
-}
-
-fn sum(b: &[u8]) -> u32 {
-    b.chunks(2)
-        .map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0)))
-        .sum()
-}
-
-fn fold(mut s: u32) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
 }
 
 #[cfg(test)]
@@ -166,8 +171,23 @@ mod tests {
             443,
         );
         let f = build_frame(&key, [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], 64);
-        assert_eq!(fold(sum(&f[14..34])), 0xffff, "IPv4 header");
-        let pseudo = sum(&f[26..34]) + 6 + 20;
-        assert_eq!(fold(pseudo + sum(&f[34..54])), 0xffff, "TCP");
+        assert_eq!(internet_checksum(&f[14..34]), 0, "IPv4 header");
+        let mut whole = pseudo_header(&f[26..30], &f[30..34], 6, 20);
+        whole.extend_from_slice(&f[34..54]);
+        assert_eq!(internet_checksum(&whole), 0, "TCP");
+
+        let key = FlowKey {
+            proto: 17,
+            ..FlowKey::tcp(
+                "2001:db8::7".parse().unwrap(),
+                5353,
+                "2001:db8::10".parse().unwrap(),
+                443,
+            )
+        };
+        let f = build_frame(&key, [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], 64);
+        let mut whole = pseudo_header(&f[22..38], &f[38..54], 17, 8);
+        whole.extend_from_slice(&f[54..62]);
+        assert_eq!(internet_checksum(&whole), 0, "UDP over IPv6");
     }
 }
