@@ -43,6 +43,18 @@ struct LegendEntry {
     mark: Mark,
 }
 
+/// The legend entries of line series: a solid or dashed line each.
+fn line_entries(series: &[Series]) -> Vec<LegendEntry> {
+    series
+        .iter()
+        .map(|s| LegendEntry {
+            name: s.name.clone(),
+            color: s.color,
+            mark: if s.dashed { Mark::Dashed } else { Mark::Line },
+        })
+        .collect()
+}
+
 /// A legend in its own area, so that it never hides data.
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
@@ -94,15 +106,7 @@ pub fn lines(title: &str, x_label: &str, y_label: &str, series: &[Series], y: YA
         // Drawing into a String cannot fail for I/O reasons; a plotting error
         // leaves an empty or partial chart rather than stopping the report.
         let _ = draw_lines(&plot, title, x_label, y_label, series, y);
-        let entries: Vec<LegendEntry> = series
-            .iter()
-            .map(|s| LegendEntry {
-                name: s.name.clone(),
-                color: s.color,
-                mark: if s.dashed { Mark::Dashed } else { Mark::Line },
-            })
-            .collect();
-        let _ = draw_legend(&legend, &entries);
+        let _ = draw_legend(&legend, &line_entries(series));
         let _ = root.present();
     }
     svg
@@ -400,15 +404,7 @@ pub fn time_lines(
         let lw = legend_width(series.iter().map(|s| s.name.chars().count()));
         let (plot, legend) = root.split_horizontally(WIDTH - lw);
         let _ = draw_time_lines(&plot, title, x_label, y_label, series, markers, x_max, y);
-        let entries: Vec<LegendEntry> = series
-            .iter()
-            .map(|s| LegendEntry {
-                name: s.name.clone(),
-                color: s.color,
-                mark: if s.dashed { Mark::Dashed } else { Mark::Line },
-            })
-            .collect();
-        let _ = draw_legend(&legend, &entries);
+        let _ = draw_legend(&legend, &line_entries(series));
         let _ = root.present();
     }
     svg
