@@ -1,9 +1,9 @@
 //! Decoding errors and the NOTIFICATION each one calls for (RFC 4271 section 6).
 
 use super::notification::{
-    Notification, CODE_MESSAGE_HEADER, CODE_OPEN_MESSAGE, HEADER_BAD_MESSAGE_LENGTH,
-    HEADER_BAD_MESSAGE_TYPE, HEADER_CONNECTION_NOT_SYNCHRONIZED, OPEN_BAD_BGP_IDENTIFIER,
-    OPEN_BAD_PEER_AS, OPEN_UNACCEPTABLE_HOLD_TIME, OPEN_UNSPECIFIC,
+    Notification, CODE_MESSAGE_HEADER, CODE_OPEN_MESSAGE, CODE_UPDATE_MESSAGE,
+    HEADER_BAD_MESSAGE_LENGTH, HEADER_BAD_MESSAGE_TYPE, HEADER_CONNECTION_NOT_SYNCHRONIZED,
+    OPEN_BAD_BGP_IDENTIFIER, OPEN_BAD_PEER_AS, OPEN_UNACCEPTABLE_HOLD_TIME, OPEN_UNSPECIFIC,
     OPEN_UNSUPPORTED_OPTIONAL_PARAMETER, OPEN_UNSUPPORTED_VERSION_NUMBER,
 };
 use super::BGP_VERSION;
@@ -49,6 +49,17 @@ pub enum WireError {
     /// Error subcode 0, Unspecific).
     #[error("malformed OPEN: {0}")]
     MalformedOpen(&'static str),
+    /// An UPDATE whose routes cannot be located, the few cases RFC 7606
+    /// leaves to a session reset (UPDATE Message Error with `subcode`).
+    #[error("malformed UPDATE: {reason}")]
+    Update {
+        /// UPDATE Message Error subcode (RFC 4271 6.3).
+        subcode: u8,
+        /// What was wrong.
+        reason: &'static str,
+        /// The NOTIFICATION data (the offending attribute, when there is one).
+        data: Vec<u8>,
+    },
 }
 
 impl WireError {
@@ -84,6 +95,9 @@ impl WireError {
                 (CODE_OPEN_MESSAGE, OPEN_UNACCEPTABLE_HOLD_TIME, Vec::new())
             }
             WireError::MalformedOpen(_) => (CODE_OPEN_MESSAGE, OPEN_UNSPECIFIC, Vec::new()),
+            WireError::Update {
+                subcode, ref data, ..
+            } => (CODE_UPDATE_MESSAGE, subcode, data.clone()),
         };
         Notification {
             code,
@@ -110,6 +124,10 @@ pub enum EncodeError {
     /// Graceful restart time above 4095 seconds (12 bits, RFC 4724 3).
     #[error("graceful restart time {0} does not fit in 12 bits")]
     RestartTimeTooLarge(u16),
+    /// A prefix of another family than the field or attribute it is put in
+    /// (IPv6 in the IPv4 NLRI field, say).
+    #[error("prefix {0} does not belong to the address family of its field")]
+    PrefixFamily(String),
     /// An optional parameter too long for its length field.
     #[error("optional parameter of {0} octets is too long")]
     ParameterTooLong(usize),

@@ -11,16 +11,19 @@
 //! Extended Message capability (RFC 8654); OPEN and KEEPALIVE stay within 4096
 //! in any case (RFC 8654 4).
 
+pub mod attrs;
 mod error;
 pub mod notification;
 pub mod open;
 mod reader;
 pub mod route_refresh;
+pub mod update;
 
 pub use error::{EncodeError, WireError};
 pub use notification::Notification;
 pub use open::{Afi, AfiSafi, Capability, GracefulRestart, GracefulRestartFamily, Open, Safi};
 pub use route_refresh::{RouteRefresh, RouteRefreshSubtype};
+pub use update::{decode_update, DecodedUpdate, Outcome, Update, UpdateContext};
 
 use reader::Reader;
 

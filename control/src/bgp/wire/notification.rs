@@ -42,6 +42,17 @@ pub const OPEN_UNACCEPTABLE_HOLD_TIME: u8 = 6;
 /// OPEN Message Error: Unsupported Capability (RFC 5492 5).
 pub const OPEN_UNSUPPORTED_CAPABILITY: u8 = 7;
 
+/// UPDATE Message Error: Malformed Attribute List (RFC 4271 6.3).
+pub const UPDATE_MALFORMED_ATTRIBUTE_LIST: u8 = 1;
+/// UPDATE Message Error: Unrecognized Well-known Attribute.
+pub const UPDATE_UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE: u8 = 2;
+/// UPDATE Message Error: Attribute Flags Error.
+pub const UPDATE_ATTRIBUTE_FLAGS_ERROR: u8 = 4;
+/// UPDATE Message Error: Optional Attribute Error.
+pub const UPDATE_OPTIONAL_ATTRIBUTE_ERROR: u8 = 9;
+/// UPDATE Message Error: Invalid Network Field.
+pub const UPDATE_INVALID_NETWORK_FIELD: u8 = 10;
+
 /// Cease: Maximum Number of Prefixes Reached (RFC 4486).
 pub const CEASE_MAX_PREFIXES: u8 = 1;
 /// Cease: Administrative Shutdown (RFC 4486; message RFC 8203).
