@@ -275,18 +275,21 @@ fn invalid_origin_value_is_treat_as_withdraw() {
     assert_eq!(d.problems[0].attribute, "ORIGIN");
 }
 
+/// What, attributes, context, expected outcome, expected problems.
+type Case = (
+    &'static str,
+    Vec<u8>,
+    UpdateContext,
+    Outcome,
+    Vec<(u8, ProblemAction)>,
+);
+
 #[test]
 fn each_attribute_gets_the_rfc_7606_action() {
     use ProblemAction::*;
     let taw = Outcome::TreatAsWithdraw;
     let ok = Outcome::Accept;
-    let cases: Vec<(
-        &str,
-        Vec<u8>,
-        UpdateContext,
-        Outcome,
-        Vec<(u8, ProblemAction)>,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         (
             "MED of 2 octets",
             base_with(&attr(0x80, 4, &[0, 1])),
