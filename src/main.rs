@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 mod bench;
+mod bgp;
 mod cli;
 mod compare;
 mod emulate;
@@ -31,6 +32,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Bench(bench::BenchArgs),
+    Bgp(bgp::BgpArgs),
     Compare(cli::CompareArgs),
     Emulate(emulate::EmulateArgs),
     Hash(cli::HashArgs),
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(args) => bench::bench(args),
+        Command::Bgp(args) => bgp::bgp(args),
         Command::Compare(args) => cli::compare(args),
         Command::Emulate(args) => emulate::emulate(args),
         Command::Hash(args) => cli::hash(args),
