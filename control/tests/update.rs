@@ -872,6 +872,7 @@ proptest! {
     fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600), four in any::<bool>(), ib in any::<bool>()) {
         let ctx = UpdateContext { four_octet_as: four, ibgp: ib, peer_as: Some(64512) };
         let _ = decode_update(&bytes, &ctx);
+        control::bgp::wire::selfcheck::message_stream(&bytes);
     }
 
     #[test]
@@ -890,6 +891,9 @@ proptest! {
         }
         let keep = cut.index(bytes.len() + 1);
         for b in [&bytes[..], &bytes[..keep]] {
+            // The fuzz targets' invariants, round trips included (context
+            // octet 2: 4-octet AS, iBGP).
+            control::bgp::wire::selfcheck::update_body(&[&[2u8][..], b].concat());
             if let Ok(d) = decode_update(b, &ctx) {
                 if d.outcome == Outcome::TreatAsWithdraw {
                     prop_assert_eq!(d.announced().count(), 0);

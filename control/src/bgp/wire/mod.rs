@@ -17,6 +17,7 @@ pub mod notification;
 pub mod open;
 mod reader;
 pub mod route_refresh;
+pub mod selfcheck;
 pub mod update;
 
 pub use error::{EncodeError, WireError};

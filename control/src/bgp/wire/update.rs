@@ -525,9 +525,10 @@ pub fn decode_update(body: &[u8], ctx: &UpdateContext) -> Result<DecodedUpdate, 
                 ));
             }
             if flags & FLAG_TRANSITIVE != 0 {
-                // Passed on with the Partial bit set (RFC 4271 9).
+                // Passed on with the Partial bit set (RFC 4271 9); the
+                // length form and the unused low bits are not kept.
                 update.attributes.unknown.push(RawAttribute {
-                    flags: flags | FLAG_PARTIAL,
+                    flags: (flags & (FLAG_OPTIONAL | FLAG_TRANSITIVE)) | FLAG_PARTIAL,
                     code,
                     value: value.to_vec(),
                 });
