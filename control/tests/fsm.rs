@@ -1142,6 +1142,74 @@ fn collision_window_and_dump() {
     );
 }
 
+#[test]
+fn second_fsm_winning_a_collision_hands_its_connection_over() {
+    // Our identifier 10.0.0.0 is lower than the peer's 10.0.0.1.
+    let mut cfg = config(PeerAsMatch::Exact(PEER_AS));
+    cfg.router_id = 0x0a00_0000;
+    let mut peer = Fsm::new(cfg.clone());
+    peer.handle(Event::ManualStart(StartMode::Active), secs(0));
+    peer.handle(Event::TcpConnected, secs(0));
+    assert_eq!(peer.inbound_decision(), InboundDecision::Collision);
+    let mut second = Fsm::new(cfg.clone());
+    second.handle(Event::ManualStart(StartMode::Passive), secs(1));
+    second.handle(Event::TcpConnectionConfirmed, secs(1));
+    second.handle(
+        Event::Message(Message::Open(frr_open(PEER_AS, PEER_ID, 90))),
+        secs(2),
+    );
+    let c = resolve_collision(cfg.router_id, LOCAL_AS, PEER_ID, PEER_AS);
+    assert_eq!(c.keep, Direction::Inbound);
+    assert_eq!(peer.connection(), Some(c.close));
+    let a = peer.handle(Event::CollisionDump, secs(2));
+    assert_eq!(only_notification(&a), (6, 7, vec![]));
+    assert_eq!(peer.state(), State::Active);
+
+    assert!(peer.take_connection_from(second, secs(2)));
+    assert_eq!(peer.state(), State::OpenConfirm);
+    assert_eq!(peer.connection(), Some(Direction::Inbound));
+    assert_eq!(peer.mode(), Some(StartMode::Active));
+    assert_eq!(
+        peer.next_deadline(),
+        Some(secs(2 + 30)),
+        "keepalive, no dial"
+    );
+    let a = peer.handle(Event::Message(Message::Keepalive), secs(3));
+    assert!(matches!(a.as_slice(), [Action::SessionEstablished(n)] if n.peer_id == PEER_ID));
+    assert_eq!(peer.stats().sent.open, 2);
+    assert_eq!(peer.stats().sent.notification, 1);
+
+    // Nothing to take over from an FSM without a connection.
+    let idle = Fsm::new(cfg);
+    let mut fresh = Fsm::new(config(PeerAsMatch::Any));
+    fresh.handle(Event::ManualStart(StartMode::Passive), secs(0));
+    assert!(!fresh.take_connection_from(idle, secs(0)));
+}
+
+#[test]
+fn new_connection_from_an_established_gr_peer_means_it_restarted() {
+    let (mut fsm, _) = establish(
+        config(PeerAsMatch::Any),
+        frr_open(PEER_AS, PEER_ID, 90),
+        secs(0),
+    );
+    assert_eq!(fsm.inbound_decision(), InboundDecision::PeerRestarted);
+    let a = fsm.handle(Event::TcpConnectionFailed, secs(5));
+    assert!(session_down(&a).1.is_some(), "stale paths kept");
+    let a = fsm.handle(Event::TcpConnectionConfirmed, secs(5));
+    assert!(matches!(sent(&a).as_slice(), [Message::Open(_)]));
+    assert_eq!(fsm.state(), State::OpenSent);
+}
+
+#[test]
+fn failed_dial_is_the_last_error() {
+    let mut fsm = Fsm::new(config(PeerAsMatch::Any));
+    fsm.handle(Event::ManualStart(StartMode::Active), secs(0));
+    fsm.handle(Event::TcpConnectionFailed, secs(1));
+    let e = fsm.stats().last_error.clone().unwrap();
+    assert_eq!((e.at, e.reason), (secs(1), DownReason::DialFailed));
+}
+
 // ---------------------------------------------------------------------------
 // Route refresh and counters.
 
@@ -1309,6 +1377,31 @@ fn any_step(passive_only: bool) -> impl Strategy<Value = Step> {
     ]
 }
 
+/// The first `len` steps of an establishment, so that random steps also
+/// start from OpenSent, OpenConfirm and Established.
+fn happy_prefix(len: usize, frr: bool, passive_only: bool) -> Vec<Step> {
+    let mode = if passive_only || frr {
+        StartMode::Passive
+    } else {
+        StartMode::Active
+    };
+    let open = if frr {
+        frr_open(PEER_AS, PEER_ID, 9)
+    } else {
+        metallb_open(PEER_AS, PEER_ID, 9)
+    };
+    [
+        Event::ManualStart(mode),
+        Event::TcpConnectionConfirmed,
+        Event::Message(Message::Open(open)),
+        Event::Message(Message::Keepalive),
+    ]
+    .into_iter()
+    .take(len)
+    .map(Step::Event)
+    .collect()
+}
+
 /// Run the steps, checking invariants after each.
 fn check_sequence(steps: Vec<Step>, passive_only: bool) -> Result<(), TestCaseError> {
     let mut cfg = config(PeerAsMatch::Any);
@@ -1403,12 +1496,24 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn random_event_sequences_keep_the_invariants(steps in prop::collection::vec(any_step(false), 0..60)) {
-        check_sequence(steps, false)?;
+    fn random_event_sequences_keep_the_invariants(
+        prefix in 0usize..=4,
+        frr in any::<bool>(),
+        steps in prop::collection::vec(any_step(false), 0..60),
+    ) {
+        let mut all = happy_prefix(prefix, frr, false);
+        all.extend(steps);
+        check_sequence(all, false)?;
     }
 
     #[test]
-    fn passive_peers_never_dial(steps in prop::collection::vec(any_step(true), 0..60)) {
-        check_sequence(steps, true)?;
+    fn passive_peers_never_dial(
+        prefix in 0usize..=4,
+        frr in any::<bool>(),
+        steps in prop::collection::vec(any_step(true), 0..60),
+    ) {
+        let mut all = happy_prefix(prefix, frr, true);
+        all.extend(steps);
+        check_sequence(all, true)?;
     }
 }

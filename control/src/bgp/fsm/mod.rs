@@ -49,7 +49,16 @@
 //! the collision is resolved); once the peer's OPEN is known on either,
 //! [`resolve_collision`] says which connection to keep, and the loser gets
 //! [`Event::CollisionDump`], which sends Cease / Connection Collision
-//! Resolution and closes it.
+//! Resolution and closes it. If the second FSM won, the peer's FSM takes its
+//! connection over with [`Fsm::take_connection_from`], keeping the peer's
+//! history.
+//!
+//! One exception to refusing in Established (RFC 4724 4.2): when graceful
+//! restart was negotiated, a new connection means the peer restarted before
+//! we saw the old connection close. The decision is then
+//! [`InboundDecision::PeerRestarted`]: feed [`Event::TcpConnectionFailed`]
+//! for the old connection (the session goes down, keeping stale paths), then
+//! [`Event::TcpConnectionConfirmed`] for the new one.
 //!
 //! # OPEN checks and negotiation
 //!
@@ -267,6 +276,8 @@ pub enum Action {
 pub enum DownReason {
     /// Stopped by the operator; the Administrative Shutdown was sent.
     ManualStop,
+    /// Our dial failed (no session was lost; recorded as the last error).
+    DialFailed,
     /// The peer closed the connection, or it failed.
     ConnectionClosed,
     /// Nothing heard from the peer for the hold time; Hold Timer Expired sent.
@@ -292,6 +303,7 @@ impl fmt::Display for DownReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DownReason::ManualStop => f.write_str("administratively stopped"),
+            DownReason::DialFailed => f.write_str("connection attempt failed"),
             DownReason::ConnectionClosed => f.write_str("connection closed"),
             DownReason::HoldTimerExpired => f.write_str("hold timer expired"),
             DownReason::NotificationReceived(n) => write!(f, "received {n}"),
@@ -367,6 +379,11 @@ pub enum InboundDecision {
     Collision,
     /// Send this NOTIFICATION on it and close it.
     Refuse(Notification),
+    /// The Established peer negotiated graceful restart, so a new
+    /// connection means it restarted (RFC 4724 4.2): feed
+    /// [`Event::TcpConnectionFailed`] for the old connection, then
+    /// [`Event::TcpConnectionConfirmed`] for this one.
+    PeerRestarted,
 }
 
 /// Messages of each type, counted in one direction.
@@ -388,6 +405,14 @@ impl MessageCounts {
     /// All messages.
     pub fn total(&self) -> u64 {
         self.open + self.update + self.notification + self.keepalive + self.route_refresh
+    }
+
+    fn add(&mut self, other: &MessageCounts) {
+        self.open = self.open.saturating_add(other.open);
+        self.update = self.update.saturating_add(other.update);
+        self.notification = self.notification.saturating_add(other.notification);
+        self.keepalive = self.keepalive.saturating_add(other.keepalive);
+        self.route_refresh = self.route_refresh.saturating_add(other.route_refresh);
     }
 
     fn count(&mut self, m: &Message) {
@@ -559,8 +584,45 @@ impl Fsm {
             )),
             State::Connect | State::Active => InboundDecision::Accept,
             State::OpenSent | State::OpenConfirm => InboundDecision::Collision,
-            State::Established => InboundDecision::Refuse(collision_notification()),
+            State::Established => {
+                let restarting = self
+                    .negotiated
+                    .as_ref()
+                    .is_some_and(|n| n.local_graceful_restart && n.peer_graceful_restart.is_some());
+                if restarting {
+                    InboundDecision::PeerRestarted
+                } else {
+                    InboundDecision::Refuse(collision_notification())
+                }
+            }
         }
+    }
+
+    /// After a collision that this FSM's connection lost (it was given
+    /// [`Event::CollisionDump`]), take over the winning connection from the
+    /// second FSM that ran it: its state, peer OPEN, negotiation, hold and
+    /// keepalive timers, and its message counts. This FSM keeps its mode,
+    /// backoff, hold-down and history. Does nothing and returns false unless
+    /// this FSM is in Active (started, no connection, not dialling: where
+    /// [`Event::CollisionDump`] leaves it) and the winner is in OpenSent or
+    /// OpenConfirm.
+    pub fn take_connection_from(&mut self, winner: Fsm, now: Duration) -> bool {
+        let usable = self.state == State::Active
+            && !self.held_down
+            && matches!(winner.state, State::OpenSent | State::OpenConfirm);
+        if !usable {
+            return false;
+        }
+        self.connection = winner.connection;
+        self.peer_open = winner.peer_open;
+        self.negotiated = winner.negotiated;
+        self.timers.connect_retry = None;
+        self.timers.hold = winner.timers.hold;
+        self.timers.keepalive = winner.timers.keepalive;
+        self.stats.received.add(&winner.stats.received);
+        self.stats.sent.add(&winner.stats.sent);
+        self.set_state(winner.state, now);
+        true
     }
 
     /// Handle one event at time `now`.
@@ -574,7 +636,13 @@ impl Fsm {
             Event::TcpConnected => self.connection_up(Direction::Outbound, now, &mut out),
             Event::TcpConnectionConfirmed => self.connection_up(Direction::Inbound, now, &mut out),
             Event::TcpConnectionFailed => match self.state {
-                State::Connect => self.set_state(State::Active, now),
+                State::Connect => {
+                    self.stats.last_error = Some(LastError {
+                        at: now,
+                        reason: DownReason::DialFailed,
+                    });
+                    self.set_state(State::Active, now);
+                }
                 s if s.has_connection() => {
                     self.teardown(DownReason::ConnectionClosed, None, now, &mut out)
                 }
@@ -959,7 +1027,9 @@ impl Fsm {
         let wait = base.saturating_mul(factor).min(max);
         self.retries = self.retries.saturating_add(1);
         let jitter = 0.75 + 0.25 * self.next_unit();
-        wait.mul_f64(jitter).max(MIN_RETRY)
+        Duration::try_from_secs_f64(wait.as_secs_f64() * jitter)
+            .unwrap_or(wait)
+            .max(MIN_RETRY)
     }
 
     /// A uniform draw from 0.0..=1.0 (splitmix64).
