@@ -1461,6 +1461,32 @@ fn check_sequence(steps: Vec<Step>, passive_only: bool) -> Result<(), TestCaseEr
             open_sent = false;
             open_accepted = false;
         }
+        // Messages and closes go to a connection: the current one, a new
+        // one (our OPEN), or one refused in Idle.
+        let connecting = matches!(
+            event,
+            Some(Event::TcpConnected | Event::TcpConnectionConfirmed)
+        );
+        if !before.has_connection() {
+            for a in &actions {
+                match a {
+                    Action::Send(Message::Open(_)) => prop_assert!(connecting),
+                    Action::Send(_) | Action::CloseConnection => {
+                        prop_assert!(
+                            connecting && before == State::Idle,
+                            "{:?} in {:?}",
+                            a,
+                            before
+                        )
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if actions.contains(&Action::Connect) {
+            prop_assert_eq!(fsm.mode(), Some(StartMode::Active));
+            prop_assert_eq!(after, State::Connect);
+        }
         if passive_only {
             prop_assert!(!actions.contains(&Action::Connect));
             prop_assert!(fsm.stats().connect_attempts == 0);

@@ -15,6 +15,26 @@
 //! bodies and route refresh requests to the RIB. `now` is any monotonic
 //! [`Duration`] (time since start, or virtual time in tests).
 //!
+//! ```
+//! use std::time::Duration;
+//! use control::bgp::fsm::{Action, Event, Fsm, PeerAsMatch, PeerConfig, StartMode};
+//! use control::bgp::wire::{Capability, Message, Open};
+//!
+//! let t = Duration::from_secs;
+//! let mut fsm = Fsm::new(PeerConfig::new(64512, 0x0a00_00fe, PeerAsMatch::External));
+//! fsm.handle(Event::ManualStart(StartMode::Passive), t(0));
+//! // A speaker connects: we answer with our OPEN.
+//! let actions = fsm.handle(Event::TcpConnectionConfirmed, t(1));
+//! assert!(matches!(actions.as_slice(), [Action::Send(Message::Open(_))]));
+//! let theirs = Open::new(64513, 90, 0x0a00_0001, vec![Capability::FourOctetAs(64513)]);
+//! fsm.handle(Event::Message(Message::Open(theirs)), t(1));
+//! let actions = fsm.handle(Event::Message(Message::Keepalive), t(1));
+//! assert!(matches!(actions.as_slice(), [Action::SessionEstablished(n)] if n.peer_as == 64513));
+//! // The session task sleeps until the next deadline, then polls.
+//! assert_eq!(fsm.next_deadline(), Some(t(31)));
+//! assert_eq!(fsm.poll(t(31)), vec![Action::Send(Message::Keepalive)]);
+//! ```
+//!
 //! # One FSM per peer
 //!
 //! An `Fsm` belongs to a configured peer (or to a dynamic neighbour, created
@@ -342,7 +362,9 @@ pub fn stale_paths(
     let n_bit = negotiated.graceful_notification;
     let keeps = |n: &Notification| n_bit && !is_hard_reset(n);
     let keep = match reason {
-        DownReason::BfdDown => false,
+        // Shutdown and max-prefix withdraw whatever was sent (with the N bit
+        // it was a Hard Reset anyway); BFD down means the path is gone.
+        DownReason::BfdDown | DownReason::ManualStop | DownReason::MaxPrefix { .. } => false,
         DownReason::NotificationReceived(n) => keeps(n),
         _ => match sent {
             Some(n) => keeps(n) || matches!(reason, DownReason::HoldTimerExpired),
