@@ -11,7 +11,7 @@ use control::bgp::fsm::{
 use control::bgp::wire::open::AS_TRANS;
 use control::bgp::wire::{
     decode, AfiSafi, Capability, GracefulRestart, GracefulRestartFamily, Message, Notification,
-    Open, RouteRefresh, RouteRefreshSubtype, WireError, MAX_MESSAGE_LEN,
+    Open, RouteRefresh, RouteRefreshSubtype, WireError, MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN,
 };
 use proptest::prelude::*;
 
@@ -1481,6 +1481,15 @@ fn check_sequence(steps: Vec<Step>, passive_only: bool) -> Result<(), TestCaseEr
                     }
                     _ => {}
                 }
+            }
+        }
+        // Everything we send survives the codec.
+        for a in &actions {
+            if let Action::Send(m) = a {
+                let bytes = m.encode();
+                prop_assert!(bytes.is_ok(), "{:?} does not encode", m);
+                let back = decode(&bytes.unwrap_or_default(), MAX_EXTENDED_MESSAGE_LEN);
+                prop_assert_eq!(back.as_ref(), Ok(m));
             }
         }
         if actions.contains(&Action::Connect) {

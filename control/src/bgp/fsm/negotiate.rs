@@ -4,7 +4,9 @@
 use crate::bgp::wire::notification::{
     CODE_OPEN_MESSAGE, OPEN_BAD_BGP_IDENTIFIER, OPEN_BAD_PEER_AS, OPEN_UNACCEPTABLE_HOLD_TIME,
 };
-use crate::bgp::wire::open::AS_TRANS;
+use crate::bgp::wire::open::{
+    AS_TRANS, CAP_ENHANCED_ROUTE_REFRESH, CAP_EXTENDED_MESSAGE, CAP_ROUTE_REFRESH,
+};
 use crate::bgp::wire::{
     AfiSafi, Capability, GracefulRestart, Notification, Open, MAX_EXTENDED_MESSAGE_LEN,
     MAX_MESSAGE_LEN,
@@ -143,11 +145,9 @@ pub fn negotiate(config: &PeerConfig, open: &Open) -> Result<Negotiated, Notific
         keepalive,
         families,
         four_octet_as: four_octet_cap.is_some(),
-        route_refresh: open.has_capability(crate::bgp::wire::open::CAP_ROUTE_REFRESH),
-        enhanced_route_refresh: open
-            .has_capability(crate::bgp::wire::open::CAP_ENHANCED_ROUTE_REFRESH),
-        extended_message: config.extended_message
-            && open.has_capability(crate::bgp::wire::open::CAP_EXTENDED_MESSAGE),
+        route_refresh: open.has_capability(CAP_ROUTE_REFRESH),
+        enhanced_route_refresh: open.has_capability(CAP_ENHANCED_ROUTE_REFRESH),
+        extended_message: config.extended_message && open.has_capability(CAP_EXTENDED_MESSAGE),
         peer_graceful_restart: peer_gr,
         local_graceful_restart: local_gr.is_some(),
         graceful_notification,
