@@ -1,9 +1,11 @@
 //! BGP-4 (RFC 4271) for ecmpd.
 //!
-//! Only the wire codec exists so far: [`wire`] frames a TCP byte stream into
-//! BGP messages and decodes/encodes OPEN (with capabilities), KEEPALIVE,
-//! NOTIFICATION and ROUTE-REFRESH. UPDATE bodies are carried as raw bytes and
-//! decoded in a later step; sessions (the RFC 4271 section 8 FSM) come after.
+//! [`wire`] frames a TCP byte stream into BGP messages and decodes/encodes
+//! OPEN (with capabilities), KEEPALIVE, NOTIFICATION and ROUTE-REFRESH; UPDATE
+//! bodies are carried as raw bytes and decoded in a later step. [`fsm`] is the
+//! session state machine (RFC 4271 section 8) as a pure function of events
+//! and time; the tasks that drive it over TCP come next.
 #![warn(missing_docs)]
 
+pub mod fsm;
 pub mod wire;
