@@ -66,10 +66,11 @@ pub(crate) fn parse(src: &str, path: Option<&Path>) -> Result<Config, ConfigErro
 fn serde_error(src: &str, loc: &Locator<'_>, e: &toml::de::Error) -> ConfigError {
     let message = e.message().trim().to_string();
     let span = e.span();
-    // A span over the whole text is the top-level table.
+    // An empty span at the start, or one over the whole text, is the
+    // top-level table.
     let whole = span
         .as_ref()
-        .is_some_and(|s| s.start == 0 && s.end >= src.trim_end().len());
+        .is_some_and(|s| s.start == 0 && (s.end == 0 || s.end >= src.trim_end().len()));
     let mut field = if whole {
         String::new()
     } else {
@@ -616,18 +617,11 @@ impl Checker<'_> {
                 );
                 Vec::new()
             }
-            Some(list) => {
-                if list.is_empty() {
-                    self.warn(
-                        format!("{base}.accept"),
-                        "is empty: the policy refuses every route",
-                    );
-                }
-                list.iter()
-                    .enumerate()
-                    .filter_map(|(i, r)| self.range(r, &format!("{base}.accept[{i}]")))
-                    .collect()
-            }
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| self.range(r, &format!("{base}.accept[{i}]")))
+                .collect(),
         };
         let mut rules = Vec::new();
         for (i, r) in p.rule.iter().enumerate() {
@@ -1127,7 +1121,7 @@ impl Checker<'_> {
                 rules.push(ForwardingRule { prefix, policy });
             }
         }
-        rules.sort_by(|a, b| b.prefix.prefix_len().cmp(&a.prefix.prefix_len()));
+        rules.sort_by_key(|r| std::cmp::Reverse(r.prefix.prefix_len()));
         Forwarding {
             rules,
             default: GroupPolicy::default(),
@@ -1136,17 +1130,17 @@ impl Checker<'_> {
 
     fn dataplane(&mut self, d: &RawDataplane) -> Dataplane {
         let backend = match d.backend.as_deref().map(|s| s.trim().to_ascii_lowercase()) {
-            None => Backend::PacketMmap,
+            None => Some(Backend::PacketMmap),
             Some(s) => match s.as_str() {
-                "memory" => Backend::Memory,
-                "packet-mmap" | "packet_mmap" | "mmap" => Backend::PacketMmap,
-                "pnet" => Backend::Pnet,
+                "memory" => Some(Backend::Memory),
+                "packet-mmap" | "packet_mmap" | "mmap" => Some(Backend::PacketMmap),
+                "pnet" => Some(Backend::Pnet),
                 other => {
                     self.err(
                         "dataplane.backend",
                         format!("unknown backend `{other}`: choose packet-mmap, pnet or memory"),
                     );
-                    Backend::PacketMmap
+                    None
                 }
             },
         };
@@ -1175,7 +1169,9 @@ impl Checker<'_> {
                 ports.push(name.clone());
             }
         }
-        if backend != Backend::Memory && d.ports.as_ref().is_none_or(Vec::is_empty) {
+        let needs_ports = backend.filter(|b| *b != Backend::Memory);
+        if let Some(backend) = needs_ports.filter(|_| d.ports.as_ref().map_or(true, Vec::is_empty))
+        {
             self.err(
                 "dataplane.ports",
                 format!("the {} backend needs at least one interface, e.g. ports = [\"eth1\", \"eth2\"]", backend.name()),
@@ -1209,7 +1205,7 @@ impl Checker<'_> {
             TrackerConfig::new(capacity, u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX));
         tracker.ways = ways;
         Dataplane {
-            backend,
+            backend: backend.unwrap_or(Backend::PacketMmap),
             ports,
             workers,
             tracker,
