@@ -64,7 +64,11 @@ pub(crate) fn parse(src: &str, path: Option<&Path>) -> Result<Config, ConfigErro
 
 /// A syntax or type error from the TOML reader, located.
 fn serde_error(src: &str, loc: &Locator<'_>, e: &toml::de::Error) -> ConfigError {
-    let message = e.message().trim().to_string();
+    let message = e
+        .message()
+        .trim()
+        .replace("expected i64", "expected an integer")
+        .replace("expected u64", "expected a non-negative integer");
     let span = e.span();
     // An empty span at the start, or one over the whole text, is the
     // top-level table.
@@ -152,9 +156,9 @@ impl Checker<'_> {
     }
 
     fn duration(&mut self, v: &Scalar, field: &str, bare: Bare) -> Option<Duration> {
-        let example = match bare {
-            Bare::Seconds => "\"90s\" or 90 (seconds)",
-            Bare::Millis => "\"300ms\" or 300 (milliseconds)",
+        let (example, unit) = match bare {
+            Bare::Seconds => ("\"90s\" or 90 (seconds)", "seconds"),
+            Bare::Millis => ("\"300ms\" or 300 (milliseconds)", "milliseconds"),
         };
         match v {
             Scalar::Int(n) if *n < 0 => {
@@ -168,7 +172,10 @@ impl Checker<'_> {
             Scalar::Text(t) => match parse_duration(t) {
                 Ok(d) => Some(d),
                 Err(e) => {
-                    self.err(field, format!("{e}; write a duration such as {example}"));
+                    self.err(
+                        field,
+                        format!("{e}; a bare number, without quotes, is read as {unit}"),
+                    );
                     None
                 }
             },

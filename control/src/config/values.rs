@@ -415,8 +415,10 @@ impl FromStr for Action {
     }
 }
 
-/// Parses a duration: text with units (`"90s"`, `"300ms"`, `"1m30s"`, as
-/// scenario files write them), or a bare number in `bare_unit`.
+/// Parses a duration written with units (`"90s"`, `"300ms"`, `"1m30s"`;
+/// `ns`, `us`, `ms`, `s`, `m`, `h`), as scenario files write them. Bare
+/// numbers are read by the field (seconds for BGP timers, milliseconds for
+/// BFD intervals), not here.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     dataplane::emulator::scenario::Duration::parse(text).map(|d| Duration::from_nanos(d.0))
 }
