@@ -47,12 +47,27 @@ impl fmt::Display for ConfigWarning {
 /// Every fault found in one configuration, in line order (never empty).
 /// Displays one fault per line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
+pub struct ConfigErrors(Vec<ConfigError>);
 
 impl ConfigErrors {
+    /// Faults in line order; `errors` must not be empty.
+    pub(crate) fn new(errors: Vec<ConfigError>) -> ConfigErrors {
+        debug_assert!(!errors.is_empty());
+        ConfigErrors(errors)
+    }
+
     /// The first fault in line order.
     pub fn first(&self) -> &ConfigError {
         &self.0[0]
+    }
+
+    /// Every fault, in line order.
+    pub fn as_slice(&self) -> &[ConfigError] {
+        &self.0
+    }
+
+    pub fn into_vec(self) -> Vec<ConfigError> {
+        self.0
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &ConfigError> {

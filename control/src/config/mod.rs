@@ -396,7 +396,7 @@ impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let src = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
+            ConfigErrors::new(vec![ConfigError {
                 file: Some(path.to_path_buf()),
                 line: None,
                 field: String::new(),

@@ -44,7 +44,7 @@ pub(crate) fn parse(src: &str, path: Option<&Path>) -> Result<Config, ConfigErro
         path,
     };
     let file: File =
-        toml::from_str(src).map_err(|e| ConfigErrors(vec![serde_error(src, &loc, &e)]))?;
+        toml::from_str(src).map_err(|e| ConfigErrors::new(vec![serde_error(src, &loc, &e)]))?;
     let mut c = Checker {
         loc: &loc,
         errors: Vec::new(),
@@ -58,7 +58,7 @@ pub(crate) fn parse(src: &str, path: Option<&Path>) -> Result<Config, ConfigErro
         Ok(config)
     } else {
         c.errors.sort_by_key(|e| by_line(e.line));
-        Err(ConfigErrors(c.errors))
+        Err(ConfigErrors::new(c.errors))
     }
 }
 
@@ -441,7 +441,7 @@ impl Checker<'_> {
             // As MetalLB: a hold time alone brings a keepalive of a third of it.
             (Some(h), None) => Timers {
                 hold_time: h,
-                keepalive: h / 3,
+                keepalive: Duration::from_secs(h.as_secs() / 3),
             },
             (None, Some(k)) => Timers {
                 hold_time: default.hold_time,
