@@ -852,3 +852,37 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn router_level_timers_and_listeners_are_checked() {
+    let with = |extra: &str| BASE.replace("asn = 64512", &format!("asn = 64512\n{extra}"));
+    let c = ok(&with("hold_time = 10"));
+    assert_eq!(
+        c.router.timers.keepalive,
+        Duration::from_secs(3),
+        "whole seconds"
+    );
+    let e = err(&with(
+        "connect_retry = \"30s\"\nconnect_retry_max = \"10s\"",
+    ));
+    assert_eq!(
+        (e.field.as_str(), e.line),
+        ("router.connect_retry_max", Some(5)),
+        "{e}"
+    );
+    let e = err(&with("restart_time = \"4096s\""));
+    assert_eq!(e.field, "router.restart_time", "{e}");
+    let e = err(&with("listen = []"));
+    assert_eq!(e.field, "router.listen", "{e}");
+    assert!(e.message.contains("listen_range"), "{e}");
+    let e = err(&with("listen = [\"0.0.0.0:179\", \"0.0.0.0:179\"]"));
+    assert_eq!(e.field, "router.listen[1]", "{e}");
+    let e = err(&BASE.replace("id = \"10.0.0.1\"", "id = \"0.0.0.0\""));
+    assert_eq!((e.field.as_str(), e.line), ("router.id", Some(2)), "{e}");
+    let c = ok(&with("graceful_restart = false"));
+    assert!(!c.router.graceful_restart.helper);
+    assert!(
+        !c.peers[0].session.graceful_restart,
+        "sessions inherit the helper setting"
+    );
+}
