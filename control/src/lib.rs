@@ -8,3 +8,4 @@
 //! BFD, the RIB and the FIB writer come in later steps.
 
 pub mod bgp;
+pub mod config;

@@ -1,0 +1,430 @@
+//! The small value types of the configuration, each parsed from the text a
+//! network engineer writes: AS numbers and peer-AS matches, communities,
+//! prefix ranges with `ge`/`le`, address families, durations, the MD5
+//! password.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use dataplane::fib::table::Prefix;
+
+use crate::bgp::wire::AfiSafi;
+
+/// AS_TRANS (RFC 6793): a placeholder on the wire, never a real AS.
+pub const AS_TRANS: u32 = 23456;
+
+/// Checks an AS number written as an integer or as asdot text (`"1.10"`,
+/// RFC 5396); refuses 0 (RFC 7607) and AS_TRANS.
+pub fn parse_asn(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let asn = if let Some((hi, lo)) = t.split_once('.') {
+        let part = |s: &str| s.parse::<u16>().ok();
+        match (part(hi), part(lo)) {
+            (Some(hi), Some(lo)) => (u32::from(hi) << 16) | u32::from(lo),
+            _ => {
+                return Err(format!(
+                    "`{t}` is not an AS number (write 64512, or asdot 1.10)"
+                ))
+            }
+        }
+    } else {
+        t.parse::<u32>()
+            .map_err(|_| format!("`{t}` is not an AS number (1 to 4294967295)"))?
+    };
+    check_asn(i64::from(asn))
+}
+
+/// Checks an AS number given as an integer.
+pub fn check_asn(asn: i64) -> Result<u32, String> {
+    match asn {
+        0 => Err("AS 0 is reserved (RFC 7607) and cannot be used".into()),
+        23456 => {
+            Err("AS 23456 is AS_TRANS (RFC 6793), a placeholder on the wire, not a real AS".into())
+        }
+        1..=4_294_967_295 => Ok(asn as u32),
+        _ => Err(format!("{asn} is not an AS number (1 to 4294967295)")),
+    }
+}
+
+/// The AS a configured neighbour must have (FRR's `remote-as`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PeerAs {
+    /// Exactly this AS.
+    Exact(u32),
+    /// Our own AS (iBGP).
+    Internal,
+    /// Any AS but ours (eBGP).
+    External,
+}
+
+impl PeerAs {
+    /// Whether a neighbour announcing `remote` in its OPEN is acceptable to a
+    /// router of AS `local`.
+    pub fn matches(self, local: u32, remote: u32) -> bool {
+        match self {
+            PeerAs::Exact(a) => a == remote,
+            PeerAs::Internal => remote == local,
+            PeerAs::External => remote != local,
+        }
+    }
+
+    /// Whether the session is iBGP, when that is known from the
+    /// configuration alone.
+    pub fn is_internal(self, local: u32) -> bool {
+        match self {
+            PeerAs::Exact(a) => a == local,
+            PeerAs::Internal => true,
+            PeerAs::External => false,
+        }
+    }
+}
+
+impl fmt::Display for PeerAs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerAs::Exact(a) => write!(f, "{a}"),
+            PeerAs::Internal => f.write_str("internal"),
+            PeerAs::External => f.write_str("external"),
+        }
+    }
+}
+
+/// The AS numbers a listen range accepts from dynamic neighbours.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PeerAsMatch {
+    Exact(u32),
+    /// Any AS.
+    Any,
+    /// Our own AS only (iBGP).
+    Internal,
+    /// Any AS but ours (eBGP).
+    External,
+    /// One of these (sorted, no duplicates).
+    OneOf(Vec<u32>),
+}
+
+impl PeerAsMatch {
+    /// Whether a neighbour announcing `remote` is acceptable to a router of
+    /// AS `local`.
+    pub fn matches(&self, local: u32, remote: u32) -> bool {
+        match self {
+            PeerAsMatch::Exact(a) => *a == remote,
+            PeerAsMatch::Any => true,
+            PeerAsMatch::Internal => remote == local,
+            PeerAsMatch::External => remote != local,
+            PeerAsMatch::OneOf(list) => list.binary_search(&remote).is_ok(),
+        }
+    }
+
+    /// Whether every session it admits is iBGP.
+    pub fn is_internal(&self, local: u32) -> bool {
+        match self {
+            PeerAsMatch::Exact(a) => *a == local,
+            PeerAsMatch::Internal => true,
+            PeerAsMatch::OneOf(list) => list.iter().all(|&a| a == local),
+            PeerAsMatch::Any | PeerAsMatch::External => false,
+        }
+    }
+}
+
+impl fmt::Display for PeerAsMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerAsMatch::Exact(a) => write!(f, "{a}"),
+            PeerAsMatch::Any => f.write_str("any"),
+            PeerAsMatch::Internal => f.write_str("internal"),
+            PeerAsMatch::External => f.write_str("external"),
+            PeerAsMatch::OneOf(list) => {
+                let v: Vec<String> = list.iter().map(u32::to_string).collect();
+                write!(f, "one of {}", v.join(", "))
+            }
+        }
+    }
+}
+
+/// A standard community (RFC 1997), `65000:100` or a well-known name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Community(pub u32);
+
+impl Community {
+    /// Well-known communities by the names FRR and MetalLB use.
+    pub const WELL_KNOWN: [(&'static str, u32); 9] = [
+        ("graceful-shutdown", 0xFFFF_0000),
+        ("accept-own", 0xFFFF_0001),
+        ("llgr-stale", 0xFFFF_0006),
+        ("no-llgr", 0xFFFF_0007),
+        ("blackhole", 0xFFFF_029A),
+        ("no-export", 0xFFFF_FF01),
+        ("no-advertise", 0xFFFF_FF02),
+        ("no-export-subconfed", 0xFFFF_FF03),
+        ("no-peer", 0xFFFF_FF04),
+    ];
+}
+
+impl FromStr for Community {
+    type Err = String;
+
+    /// `65000:100` (two 16-bit halves), a well-known name (`no-advertise`,
+    /// `local-as` as FRR's alias of `no-export-subconfed`), or one 32-bit
+    /// number.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim().to_ascii_lowercase();
+        let t = if t == "local-as" {
+            "no-export-subconfed".to_string()
+        } else {
+            t
+        };
+        if let Some(&(_, v)) = Community::WELL_KNOWN.iter().find(|(n, _)| *n == t) {
+            return Ok(Community(v));
+        }
+        let names: Vec<&str> = Community::WELL_KNOWN.iter().map(|(n, _)| *n).collect();
+        let bad = || {
+            format!(
+                "`{}` is not a community: write ASN:VALUE with 16-bit halves (65000:100) or a well-known name ({})",
+                s.trim(),
+                names.join(", ")
+            )
+        };
+        match t.split_once(':') {
+            Some((hi, lo)) => {
+                let hi: u16 = hi.parse().map_err(|_| bad())?;
+                let lo: u16 = lo.parse().map_err(|_| bad())?;
+                Ok(Community((u32::from(hi) << 16) | u32::from(lo)))
+            }
+            None => t.parse().map(Community).map_err(|_| bad()),
+        }
+    }
+}
+
+impl fmt::Display for Community {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match Community::WELL_KNOWN.iter().find(|(_, v)| *v == self.0) {
+            Some((name, _)) => f.write_str(name),
+            None => write!(f, "{}:{}", self.0 >> 16, self.0 & 0xFFFF),
+        }
+    }
+}
+
+/// A large community (RFC 8092), `65000:1:2`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LargeCommunity {
+    pub global: u32,
+    pub local1: u32,
+    pub local2: u32,
+}
+
+impl FromStr for LargeCommunity {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!(
+                "`{}` is not a large community: write three 32-bit numbers, 65000:1:2",
+                s.trim()
+            )
+        };
+        let parts: Vec<&str> = s.trim().split(':').collect();
+        if parts.len() != 3 {
+            return Err(bad());
+        }
+        let n = |p: &str| p.parse::<u32>().map_err(|_| bad());
+        Ok(LargeCommunity {
+            global: n(parts[0])?,
+            local1: n(parts[1])?,
+            local2: n(parts[2])?,
+        })
+    }
+}
+
+impl fmt::Display for LargeCommunity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.global, self.local1, self.local2)
+    }
+}
+
+/// A prefix-list entry: routes inside `prefix` whose length is within
+/// `ge..=le` (FRR's `ip prefix-list ... permit 10.0.0.0/16 ge 24 le 32`).
+/// Without bounds only `prefix` itself matches; with `le` alone lengths run
+/// from the prefix's own; with `ge` alone, up to the family's maximum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PrefixRange {
+    pub prefix: Prefix,
+    pub ge: u8,
+    pub le: u8,
+}
+
+impl PrefixRange {
+    /// Builds a range, checking `len <= ge <= le <= max`.
+    pub fn new(prefix: Prefix, ge: Option<u8>, le: Option<u8>) -> Result<PrefixRange, String> {
+        let len = prefix.prefix_len();
+        let max = prefix.max_len();
+        let (ge, le) = match (ge, le) {
+            (None, None) => (len, len),
+            (Some(g), None) => (g, max),
+            (None, Some(l)) => (len, l),
+            (Some(g), Some(l)) => (g, l),
+        };
+        if le > max {
+            return Err(format!(
+                "le {le} is longer than an {} prefix can be ({max})",
+                family(&prefix)
+            ));
+        }
+        if ge < len {
+            return Err(format!(
+                "ge {ge} is shorter than the prefix's own length {len}"
+            ));
+        }
+        if ge > le {
+            return Err(format!("ge {ge} is more than le {le}"));
+        }
+        Ok(PrefixRange { prefix, ge, le })
+    }
+
+    /// Whether `route` lies inside the range's prefix with a length in
+    /// `ge..=le`.
+    pub fn contains(&self, route: &Prefix) -> bool {
+        let len = route.prefix_len();
+        len >= self.ge && len <= self.le && prefix_covers(&self.prefix, route)
+    }
+}
+
+impl fmt::Display for PrefixRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.prefix)?;
+        let len = self.prefix.prefix_len();
+        if self.ge != len {
+            write!(f, " ge {}", self.ge)?;
+        }
+        if self.le != len {
+            write!(f, " le {}", self.le)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `outer` covers `inner` (same family, `inner` at least as long and
+/// inside it).
+pub fn prefix_covers(outer: &Prefix, inner: &Prefix) -> bool {
+    match (outer, inner) {
+        (Prefix::V4(a, l), Prefix::V4(b, m)) if m >= l => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(*l)).unwrap_or(0);
+            u32::from(*a) & mask == u32::from(*b) & mask
+        }
+        (Prefix::V6(a, l), Prefix::V6(b, m)) if m >= l => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(*l)).unwrap_or(0);
+            u128::from(*a) & mask == u128::from(*b) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Whether two prefixes share any address.
+pub fn prefixes_overlap(a: &Prefix, b: &Prefix) -> bool {
+    prefix_covers(a, b) || prefix_covers(b, a)
+}
+
+pub(crate) fn family(p: &Prefix) -> &'static str {
+    match p {
+        Prefix::V4(..) => "IPv4",
+        Prefix::V6(..) => "IPv6",
+    }
+}
+
+/// Parses an address family name: `ipv4-unicast` or `ipv6-unicast` (also
+/// `ipv4`, `ipv6`, and FRR's `ipv4 unicast`).
+pub fn parse_family(s: &str) -> Result<AfiSafi, String> {
+    match s
+        .trim()
+        .to_ascii_lowercase()
+        .replace([' ', '_'], "-")
+        .as_str()
+    {
+        "ipv4-unicast" | "ipv4" => Ok(AfiSafi::IPV4_UNICAST),
+        "ipv6-unicast" | "ipv6" => Ok(AfiSafi::IPV6_UNICAST),
+        _ => Err(format!(
+            "unknown address family `{}`: choose from ipv4-unicast, ipv6-unicast",
+            s.trim()
+        )),
+    }
+}
+
+/// The configuration name of a family.
+pub fn family_name(f: AfiSafi) -> &'static str {
+    if f == AfiSafi::IPV4_UNICAST {
+        "ipv4-unicast"
+    } else if f == AfiSafi::IPV6_UNICAST {
+        "ipv6-unicast"
+    } else {
+        "other"
+    }
+}
+
+/// A TCP MD5 signature key (RFC 2385); at most 80 bytes as Linux's
+/// `TCP_MD5SIG_MAXKEYLEN`. Its `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Longest key Linux accepts.
+    pub const MAX_LEN: usize = 80;
+
+    pub fn new(key: &str) -> Result<Password, String> {
+        if key.is_empty() {
+            return Err("is empty (leave it out for no TCP MD5)".into());
+        }
+        if key.len() > Password::MAX_LEN {
+            return Err(format!(
+                "is {} bytes; TCP MD5 keys are at most {} bytes",
+                key.len(),
+                Password::MAX_LEN
+            ));
+        }
+        Ok(Password(key.to_string()))
+    }
+
+    /// The key itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(****)")
+    }
+}
+
+/// What a policy does with a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    Accept,
+    Deny,
+}
+
+impl FromStr for Action {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "accept" | "permit" => Ok(Action::Accept),
+            "deny" | "reject" => Ok(Action::Deny),
+            other => Err(format!("unknown action `{other}`: choose accept or deny")),
+        }
+    }
+}
+
+/// Parses a duration written with units (`"90s"`, `"300ms"`, `"1m30s"`;
+/// `ns`, `us`, `ms`, `s`, `m`, `h`), as scenario files write them. Bare
+/// numbers are read by the field (seconds for BGP timers, milliseconds for
+/// BFD intervals), not here.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    dataplane::emulator::scenario::Duration::parse(text).map(|d| Duration::from_nanos(d.0))
+}
+
+/// Shows a duration the way the file writes it (`90s`, `300ms`).
+pub fn show_duration(d: Duration) -> String {
+    dataplane::emulator::scenario::Duration(d.as_nanos().min(u128::from(u64::MAX)) as u64)
+        .to_string()
+}
