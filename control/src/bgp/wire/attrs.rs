@@ -459,15 +459,20 @@ impl Community {
     /// NO_LLGR (RFC 9494).
     pub const NO_LLGR: Community = Community(0xFFFF_0007);
 
-    const NAMES: [(Community, &'static str); 8] = [
-        (Community::NO_EXPORT, "no-export"),
-        (Community::NO_ADVERTISE, "no-advertise"),
-        (Community::NO_EXPORT_SUBCONFED, "local-AS"),
-        (Community::NO_PEER, "no-peer"),
+    /// ACCEPT_OWN (RFC 7611).
+    pub const ACCEPT_OWN: Community = Community(0xFFFF_0001);
+
+    /// Well-known communities by the names FRR and MetalLB use.
+    pub const WELL_KNOWN: [(Community, &'static str); 9] = [
         (Community::GRACEFUL_SHUTDOWN, "graceful-shutdown"),
-        (Community::BLACKHOLE, "blackhole"),
+        (Community::ACCEPT_OWN, "accept-own"),
         (Community::LLGR_STALE, "llgr-stale"),
         (Community::NO_LLGR, "no-llgr"),
+        (Community::BLACKHOLE, "blackhole"),
+        (Community::NO_EXPORT, "no-export"),
+        (Community::NO_ADVERTISE, "no-advertise"),
+        (Community::NO_EXPORT_SUBCONFED, "no-export-subconfed"),
+        (Community::NO_PEER, "no-peer"),
     ];
 
     /// The community `high:low`.
@@ -477,7 +482,7 @@ impl Community {
 
     /// The well-known name, if it has one (FRR's spelling).
     pub fn well_known_name(self) -> Option<&'static str> {
-        Self::NAMES
+        Self::WELL_KNOWN
             .iter()
             .find(|(c, _)| *c == self)
             .map(|(_, name)| *name)
@@ -496,18 +501,35 @@ impl fmt::Display for Community {
 impl std::str::FromStr for Community {
     type Err = String;
 
-    /// `65000:100` or a well-known name (`no-export`, `no-advertise`, ...).
+    /// `65000:100` (two 16-bit halves), a well-known name (`no-export`,
+    /// `no-advertise`, `local-as` as FRR's alias of `no-export-subconfed`),
+    /// or one 32-bit number.
     fn from_str(s: &str) -> Result<Community, String> {
-        if let Some((c, _)) = Self::NAMES.iter().find(|(_, n)| n.eq_ignore_ascii_case(s)) {
+        let t = s.trim().to_ascii_lowercase();
+        let t = if t == "local-as" {
+            "no-export-subconfed"
+        } else {
+            t.as_str()
+        };
+        if let Some((c, _)) = Self::WELL_KNOWN.iter().find(|(_, n)| *n == t) {
             return Ok(*c);
         }
         let bad = || {
-            format!("'{s}' is not a community: write AS:value (65000:100) or a well-known name (no-export, no-advertise, ...)")
+            let names: Vec<&str> = Self::WELL_KNOWN.iter().map(|(_, n)| *n).collect();
+            format!(
+                "`{}` is not a community: write ASN:VALUE with 16-bit halves (65000:100) or a well-known name ({})",
+                s.trim(),
+                names.join(", ")
+            )
         };
-        let (high, low) = s.split_once(':').ok_or_else(bad)?;
-        let high: u16 = high.trim().parse().map_err(|_| bad())?;
-        let low: u16 = low.trim().parse().map_err(|_| bad())?;
-        Ok(Community::new(high, low))
+        match t.split_once(':') {
+            Some((high, low)) => {
+                let high: u16 = high.parse().map_err(|_| bad())?;
+                let low: u16 = low.parse().map_err(|_| bad())?;
+                Ok(Community::new(high, low))
+            }
+            None => t.parse().map(Community).map_err(|_| bad()),
+        }
     }
 }
 
@@ -541,7 +563,7 @@ impl std::str::FromStr for LargeCommunity {
     fn from_str(s: &str) -> Result<LargeCommunity, String> {
         let bad =
             || format!("'{s}' is not a large community: write global:local1:local2 (65000:1:2)");
-        let mut parts = s.split(':').map(|p| p.trim().parse::<u32>());
+        let mut parts = s.trim().split(':').map(|p| p.parse::<u32>());
         match (parts.next(), parts.next(), parts.next(), parts.next()) {
             (Some(Ok(global)), Some(Ok(local1)), Some(Ok(local2)), None) => Ok(LargeCommunity {
                 global,
