@@ -10,6 +10,7 @@ mod bench;
 mod bgp;
 mod cli;
 mod compare;
+mod config_cmd;
 mod emulate;
 
 /// ecmpd — what happens to live connections when the nexthops behind a
@@ -34,6 +35,7 @@ enum Command {
     Bench(bench::BenchArgs),
     Bgp(bgp::BgpArgs),
     Compare(cli::CompareArgs),
+    Config(config_cmd::ConfigArgs),
     Emulate(emulate::EmulateArgs),
     Hash(cli::HashArgs),
 }
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::bench(args),
         Command::Bgp(args) => bgp::bgp(args),
         Command::Compare(args) => cli::compare(args),
+        Command::Config(args) => config_cmd::config(args),
         Command::Emulate(args) => emulate::emulate(args),
         Command::Hash(args) => cli::hash(args),
     };
