@@ -1060,6 +1060,62 @@ fn profiles_outside_metallbs_ranges_and_echo_mode_are_refused() {
     ));
 }
 
+proptest! {
+    #[test]
+    fn sessions_never_panic_on_any_packet_sequence(
+        steps in proptest::collection::vec((arb_packet(), 0u64..3_000_000, 0u8..8), 0..40),
+        passive in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let mut s = Session::new(
+            Profile { passive_mode: passive, ..Profile::default() },
+            discr(0xa),
+            seed,
+        );
+        let mut now = Duration::ZERO;
+        for (mut pkt, dt_us, op) in steps {
+            now += Duration::from_micros(dt_us);
+            if op == 0 {
+                pkt.your_discr = 0xa;
+            }
+            let _ = match op {
+                1 => s.admin_down(now),
+                2 => s.admin_up(now),
+                _ => s.handle_packet(&pkt, now),
+            };
+            let _ = s.poll(now);
+            // Nothing is left overdue after a poll.
+            if let Some(d) = s.next_deadline() {
+                prop_assert!(d > now, "deadline {:?} at {:?}", d, now);
+            }
+            let st = s.status();
+            if st.state == State::Up {
+                prop_assert!(st.remote_discr != 0);
+            }
+        }
+    }
+}
+
+#[test]
+fn extreme_profiles_do_not_panic() {
+    for p in [
+        profile(0, 0, 0),
+        Profile {
+            transmit_interval: Duration::MAX,
+            receive_interval: Duration::MAX,
+            detect_multiplier: 255,
+            ..Profile::default()
+        },
+    ] {
+        let mut w = Wire::new(p.clone(), p);
+        w.run_for(ms(5_000));
+        let now = w.now;
+        let _ = w.a.admin_down(now);
+        let _ = w.a.set_profile(Profile::default(), now);
+        w.run_for(ms(5_000));
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Runner: real sockets on loopback.
 

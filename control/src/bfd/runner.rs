@@ -35,7 +35,6 @@ use std::time::{Duration, Instant as StdInstant};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -195,20 +194,21 @@ impl BfdRunner {
         let local = local_addr(&rx)?;
         let tx_sock = tx_socket(config.local, config.seed)?;
         let source = local_addr(&tx_sock)?;
-        let tx = UdpSocket::from_std(std::net::UdpSocket::from(tx_sock))?;
+        let tx = std::net::UdpSocket::from(tx_sock);
         // SAFETY: the socket owns its descriptor, which stays open and the
         // same until the AsyncFd (and with it the socket) is dropped.
         let rx = unsafe { AsyncFd::register_with_interest(rx, Interest::READABLE) }
             .map_err(|e| e.into_parts().1)?;
         let (events_tx, events_rx) = mpsc::channel(config.event_capacity.max(1));
         let (commands, commands_rx) = mpsc::channel(64);
+        let epoch = Instant::now();
         let task = RunnerTask {
             local: config.local,
             peer_port: config.peer_port,
             seed: config.seed,
             next_discr: (splitmix(config.seed) as u32).max(1),
-            epoch: Instant::now(),
-            epoch_std: StdInstant::now(),
+            epoch,
+            epoch_std: epoch.into_std(),
             peers: HashMap::new(),
             by_discr: HashMap::new(),
             counters: RunnerCounters::default(),
@@ -313,7 +313,8 @@ struct RunnerTask {
     by_discr: HashMap<u32, IpAddr>,
     counters: RunnerCounters,
     events: mpsc::Sender<PeerEvent>,
-    tx: UdpSocket,
+    /// Non-blocking; sending a datagram never waits, so it needs no reactor.
+    tx: std::net::UdpSocket,
 }
 
 /// Datagrams read per wake-up before timers get a turn.
@@ -328,7 +329,7 @@ impl RunnerTask {
                 .values()
                 .filter_map(|p| p.session.next_deadline())
                 .min()
-                .map(|d| self.epoch + d);
+                .and_then(|d| self.epoch.checked_add(d));
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -370,7 +371,7 @@ impl RunnerTask {
     }
 
     fn instant(&self, d: Duration) -> StdInstant {
-        self.epoch_std + d
+        self.epoch_std.checked_add(d).unwrap_or(self.epoch_std)
     }
 
     fn command(&mut self, command: Command) {
@@ -511,7 +512,7 @@ impl RunnerTask {
                 Action::Send(pkt) => {
                     let dst = SocketAddr::new(peer, self.peer_port);
                     match pkt.encode() {
-                        Ok(bytes) => match self.tx.try_send_to(&bytes, dst) {
+                        Ok(bytes) => match self.tx.send_to(&bytes, dst) {
                             Ok(_) => self.counters.sent += 1,
                             Err(_) => self.counters.send_errors += 1,
                         },

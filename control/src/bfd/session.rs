@@ -321,7 +321,11 @@ impl Session {
     /// mode). `None` until the remote has been heard.
     pub fn detection_time(&self) -> Option<Duration> {
         let (remote_tx, mult) = self.remote_tx?;
-        Some(self.rx_in_use.max(remote_tx) * u32::from(mult))
+        Some(
+            self.rx_in_use
+                .max(remote_tx)
+                .saturating_mul(u32::from(mult)),
+        )
     }
 
     /// A snapshot for display.
@@ -390,7 +394,7 @@ impl Session {
             self.end_poll();
         }
         self.reschedule_if_faster(before);
-        self.detect_deadline = self.detection_time().map(|t| now + t);
+        self.detect_deadline = self.detection_time().map(|t| now.saturating_add(t));
 
         if self.state == State::AdminDown {
             self.counters.packets_discarded += 1;
@@ -434,8 +438,10 @@ impl Session {
                 now,
                 &mut actions,
             );
-            let remote_detection = self.tx_interval() * u32::from(self.profile.detect_multiplier);
-            self.admin_tx_until = Some(now + remote_detection);
+            let remote_detection = self
+                .tx_interval()
+                .saturating_mul(u32::from(self.profile.detect_multiplier));
+            self.admin_tx_until = Some(now.saturating_add(remote_detection));
         }
         actions
     }
@@ -496,7 +502,7 @@ impl Session {
         if self.may_transmit() && self.next_tx <= now {
             let pkt = self.packet(self.poll_active, false);
             self.send(pkt, now, actions);
-            self.next_tx = now + self.jittered(self.tx_interval());
+            self.next_tx = now.saturating_add(self.jittered(self.tx_interval()));
         }
     }
 
@@ -544,7 +550,7 @@ impl Session {
         let after = self.tx_interval();
         if after < before {
             if let Some(last) = self.last_tx {
-                let sooner = last + self.jittered(after);
+                let sooner = last.saturating_add(self.jittered(after));
                 self.next_tx = self.next_tx.min(sooner);
             }
         }
@@ -588,7 +594,7 @@ impl Session {
         self.reschedule_if_faster(before);
         if let (Some(last_rx), Some(t)) = (self.last_rx, self.detection_time()) {
             if self.detect_deadline.is_some() {
-                self.detect_deadline = Some((last_rx + t).max(now));
+                self.detect_deadline = Some(last_rx.saturating_add(t).max(now));
             }
         }
     }
