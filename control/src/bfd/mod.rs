@@ -12,6 +12,11 @@
 //!   receives on UDP 3784 with the TTL check of RFC 5881 (255 only), sends
 //!   with TTL 255, and reports state changes on a channel.
 //!
+//! Measuring failover: every state change carries the time of the last valid
+//! packet from the peer ([`StateChange::last_rx`], [`PeerEvent::last_rx`]),
+//! so "last BFD packet received -> FIB changed" is the FIB writer's timestamp
+//! minus that, and "last packet -> Down" is at least one Detection Time.
+//!
 //! Not implemented, each said where it matters: authentication (packets with
 //! the A bit are refused as unsupported), the Echo function (`echoMode: true`
 //! is refused by [`Profile::validate`]), Demand mode (never asked for; a

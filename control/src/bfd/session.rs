@@ -33,11 +33,13 @@ pub const SLOW_TX_INTERVAL: Duration = Duration::from_secs(1);
 /// (which FRR applies as a `bfd profile`).
 ///
 /// `minimum_ttl` is kept as MetalLB documents it (default 254, range 1 to
-/// 254), but MetalLB documents it as a multi-hop setting and FRR applies it to
-/// multi-hop sessions only. ecmpd runs single-hop sessions (RFC 5881), where
-/// every packet must arrive with TTL / hop limit 255 (RFC 5881 5), which is
-/// stricter than any `minimum_ttl`; the runner enforces 255 and ignores this
-/// field until multi-hop (RFC 5883) exists.
+/// 254), but MetalLB documents it as a multi-hop setting ("254: at most one
+/// hop between the systems") and FRR applies it to multi-hop sessions only.
+/// ecmpd runs single-hop sessions (RFC 5881), where every packet must arrive
+/// with TTL / hop limit 255 (RFC 5881 5): a packet that crossed no router.
+/// That is stricter than any `minimum_ttl`, so the two never conflict: the
+/// runner enforces 255 and ignores this field until multi-hop (RFC 5883)
+/// exists, where a received TTL below it would be dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
     /// `receiveInterval`: the slowest rate at which we accept packets, sent as
