@@ -728,6 +728,12 @@ fn admin_down_is_signalled_then_sending_stops_and_admin_up_recovers() {
         "A never reaches Up against AdminDown"
     );
     assert_eq!(w.b.state(), State::AdminDown);
+    let b = w.b.status();
+    assert!(
+        b.counters.packets_discarded > 0,
+        "A's packets reach B but are ignored"
+    );
+    assert_eq!(b.remote_state, State::Down, "yet recorded");
     // Admin up: both come back.
     let now = w.now;
     let actions = w.b.admin_up(now);

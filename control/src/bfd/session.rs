@@ -157,10 +157,11 @@ pub enum Action {
 pub struct SessionCounters {
     /// Packets sent, Finals included.
     pub packets_sent: u64,
-    /// Packets accepted.
+    /// Packets accepted and run through the state machine.
     pub packets_received: u64,
     /// Packets handed to the session but discarded: wrong Your Discriminator,
-    /// an authentication section, or received while AdminDown.
+    /// an authentication section, or received while AdminDown (whose remote
+    /// fields are still recorded, as RFC 5880 6.8.6 orders).
     pub packets_discarded: u64,
     /// Transitions to Up.
     pub up_transitions: u64,
@@ -383,7 +384,6 @@ impl Session {
             self.counters.packets_discarded += 1;
             return actions;
         }
-        self.counters.packets_received += 1;
         self.remote_discr = pkt.my_discr;
         self.remote_state = pkt.state;
         self.remote_diag = pkt.diag;
@@ -402,6 +402,7 @@ impl Session {
             self.counters.packets_discarded += 1;
             return actions;
         }
+        self.counters.packets_received += 1;
         match (self.state, pkt.state) {
             // The neighbour's AdminDown, or Down while we are Up (6.8.6).
             (State::Init | State::Up, State::AdminDown) | (State::Up, State::Down) => self
