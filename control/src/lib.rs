@@ -7,5 +7,6 @@
 //! NOTIFICATION that RFC 4271 section 6 calls for. UPDATE decoding, sessions,
 //! BFD, the RIB and the FIB writer come in later steps.
 
+pub mod bfd;
 pub mod bgp;
 pub mod config;
