@@ -1,12 +1,16 @@
 //! The control plane: BGP sessions, BFD, the RIB and multipath selection, and
 //! the writer that programs the data plane.
 //!
-//! So far only the BGP wire codec exists: [`bgp::wire`] frames a TCP byte
-//! stream into BGP messages and decodes and encodes OPEN (with capabilities),
-//! KEEPALIVE, NOTIFICATION and ROUTE-REFRESH, each refusal carrying the
-//! NOTIFICATION that RFC 4271 section 6 calls for. UPDATE decoding, sessions,
-//! BFD, the RIB and the FIB writer come in later steps.
+//! - [`bgp::wire`]: the BGP-4 codec: framing, OPEN with capabilities,
+//!   UPDATE with every path attribute and RFC 7606 error handling,
+//!   NOTIFICATION, KEEPALIVE, ROUTE-REFRESH.
+//! - [`bgp::fsm`]: the RFC 4271 session state machine as a pure function of
+//!   events and time.
+//! - [`bfd`]: RFC 5880/5881 packets, sessions and a UDP runner.
+//! - [`config`]: the router's TOML configuration, checked with the line and
+//!   field of every fault.
 
 pub mod bfd;
 pub mod bgp;
 pub mod config;
+mod reader;

@@ -24,7 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod packet;
-mod reader;
+
 pub mod runner;
 pub mod session;
 

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::reader::Reader;
+use crate::reader::Reader;
 
 /// BFD protocol version (RFC 5880 4.1).
 pub const BFD_VERSION: u8 = 1;

@@ -1,8 +1,8 @@
 //! BGP-4 (RFC 4271) for ecmpd.
 //!
 //! [`wire`] frames a TCP byte stream into BGP messages and decodes/encodes
-//! OPEN (with capabilities), KEEPALIVE, NOTIFICATION and ROUTE-REFRESH; UPDATE
-//! bodies are carried as raw bytes and decoded in a later step. [`fsm`] is the
+//! every message type; UPDATE bodies are framed raw and decoded with the
+//! session's negotiated context by [`wire::decode_update`]. [`fsm`] is the
 //! session state machine (RFC 4271 section 8) as a pure function of events
 //! and time; the tasks that drive it over TCP come next.
 #![warn(missing_docs)]

@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Serialize, Serializer};
 
-use super::reader::Reader;
+use crate::reader::Reader;
 
 /// Attribute flag: optional (1) or well-known (0) (RFC 4271 4.3).
 pub const FLAG_OPTIONAL: u8 = 0x80;

@@ -1,6 +1,8 @@
 //! The BGP-4 wire format (RFC 4271 section 4): framing a byte stream into
 //! messages, and decoding and encoding OPEN, KEEPALIVE, NOTIFICATION and
-//! ROUTE-REFRESH. UPDATE bodies are carried undecoded for now.
+//! ROUTE-REFRESH. UPDATE bodies are framed raw, because reading them needs
+//! what the session negotiated (4-octet AS, iBGP); [`update::decode_update`]
+//! decodes them with RFC 7606 error handling.
 //!
 //! Decoding never panics: all reads go through a bounds-checked cursor, and
 //! every refusal is a [`WireError`] that names the NOTIFICATION to send
@@ -15,7 +17,7 @@ pub mod attrs;
 mod error;
 pub mod notification;
 pub mod open;
-mod reader;
+
 pub mod route_refresh;
 pub mod selfcheck;
 pub mod update;
@@ -26,7 +28,7 @@ pub use open::{Afi, AfiSafi, Capability, GracefulRestart, GracefulRestartFamily,
 pub use route_refresh::{RouteRefresh, RouteRefreshSubtype};
 pub use update::{decode_update, DecodedUpdate, Outcome, Update, UpdateContext};
 
-use reader::Reader;
+use crate::reader::Reader;
 
 /// BGP version spoken (RFC 4271 4.2).
 pub const BGP_VERSION: u8 = 4;
@@ -62,7 +64,7 @@ const MIN_NOTIFICATION_LEN: usize = 21;
 pub enum Message {
     /// OPEN (RFC 4271 4.2).
     Open(Open),
-    /// UPDATE (RFC 4271 4.3), body undecoded.
+    /// UPDATE (RFC 4271 4.3), body undecoded: see [`update::decode_update`].
     Update(Vec<u8>),
     /// NOTIFICATION (RFC 4271 4.5).
     Notification(Notification),

@@ -3,7 +3,7 @@
 //! the Administrative Shutdown/Reset communication (RFC 8203, extended to 255
 //! octets by RFC 9003).
 
-use super::reader::Reader;
+use crate::reader::Reader;
 
 /// Message Header Error (RFC 4271 6.1).
 pub const CODE_MESSAGE_HEADER: u8 = 1;

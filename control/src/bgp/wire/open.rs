@@ -2,8 +2,8 @@
 //! extended optional parameters length.
 
 use super::error::{EncodeError, WireError};
-use super::reader::Reader;
 use super::BGP_VERSION;
+use crate::reader::Reader;
 
 /// AS_TRANS, sent as My AS by a speaker whose AS needs 4 octets (RFC 6793).
 pub const AS_TRANS: u16 = 23456;

@@ -2,7 +2,7 @@
 //! subtypes (RFC 7313 3.2).
 
 use super::open::{Afi, AfiSafi, Safi};
-use super::reader::Reader;
+use crate::reader::Reader;
 
 /// The octet between AFI and SAFI: reserved in RFC 2918, Message Subtype in
 /// RFC 7313 3.2.

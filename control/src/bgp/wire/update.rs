@@ -37,7 +37,7 @@ use super::notification::{
     UPDATE_OPTIONAL_ATTRIBUTE_ERROR, UPDATE_UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
 };
 use super::open::{Afi, AfiSafi, Safi};
-use super::reader::Reader;
+use crate::reader::Reader;
 
 /// What the session negotiated that changes how an UPDATE reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,6 @@
 //! A bounds-checked cursor over a byte slice: every read returns `None`
-//! instead of panicking when the input is too short.
+//! instead of panicking when the input is too short. Shared by the BGP and
+//! BFD codecs.
 
 /// Reads big-endian integers and slices from the front of a byte slice.
 #[derive(Debug, Clone)]
