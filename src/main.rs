@@ -12,6 +12,7 @@ mod cli;
 mod compare;
 mod config_cmd;
 mod emulate;
+mod show;
 
 /// ecmpd — what happens to live connections when the nexthops behind a
 /// load-balanced service IP change.
@@ -38,6 +39,7 @@ enum Command {
     Config(config_cmd::ConfigArgs),
     Emulate(emulate::EmulateArgs),
     Hash(cli::HashArgs),
+    Show(show::ShowArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Config(args) => config_cmd::config(args),
         Command::Emulate(args) => emulate::emulate(args),
         Command::Hash(args) => cli::hash(args),
+        Command::Show(args) => show::show(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,9 +7,11 @@
 //! - [`bgp::fsm`]: the RFC 4271 session state machine as a pure function of
 //!   events and time.
 //! - [`bfd`]: RFC 5880/5881 packets, sessions and a UDP runner.
+//! - [`api`]: the management HTTP/JSON API and the views it returns.
 //! - [`config`]: the router's TOML configuration, checked with the line and
 //!   field of every fault.
 
+pub mod api;
 pub mod bfd;
 pub mod bgp;
 pub mod config;
