@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use hashing::{FieldSelection, MemberId, Nanos};
 
-use super::scenario::{Scenario, Variant};
-use super::workload::{Workload, UPLINK_MAC};
+use super::scenario::{Scenario, Step, Variant};
+use super::workload::{Packets, Workload, UPLINK_MAC};
 use super::{Breakage, Sample, StepResult, Totals, VariantRun};
 use crate::fib::lpm4::Lpm4Config;
 use crate::fib::lpm6::Lpm6Config;
@@ -72,58 +72,337 @@ pub fn run_variant(
     variant: Variant,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<VariantRun, EmulateError> {
-    let started = Instant::now();
-    let weights = variant.algorithm.supports_weights();
-    let policy = GroupPolicy {
-        algorithm: variant.algorithm,
-        params: scenario.params,
-        fields: FieldSelection::new(variant.fields),
-        hash: scenario.function,
-        seed: scenario.hash_seed,
-    };
-    let (mut fib, reader) = table::new(FibConfig {
-        lpm4: Lpm4Config { tbl8_groups: 256 },
-        lpm6: Lpm6Config { groups: 1024 },
-        default_policy: policy,
-        grace: Duration::from_millis(10),
-        ..FibConfig::default()
-    });
-    let neighbours = Arc::new(StaticNeighbours::new());
-    let mut ports = vec![PortConfig {
-        mac: UPLINK_MAC,
-        addrs: router_addrs(),
-    }];
-    for (i, n) in scenario.nodes.iter().enumerate() {
-        let port = i as u32 + 1;
-        ports.push(PortConfig {
-            mac: port_mac(port),
-            addrs: Vec::new(),
+    let mut engine = Engine::new(scenario, workload, variant)?;
+    for step in &scenario.steps {
+        if step.time > scenario.duration {
+            break;
+        }
+        engine.advance(step.time, progress);
+        engine.apply(step)?;
+    }
+    Ok(engine.finish(progress))
+}
+
+/// One variant's run, driven step by step: [`run_variant`] drives it from a
+/// scenario's timeline; a live caller (the router demo) drives it from the
+/// member changes its control plane makes, at the moments it makes them.
+pub struct Engine<'a> {
+    scenario: &'a Scenario,
+    workload: &'a Workload,
+    variant: Variant,
+    started: Instant,
+    weights: bool,
+    fib: table::FibWriter,
+    pipeline: Pipeline,
+    /// Member sets: (node, weight) per service.
+    members: Vec<Vec<(usize, u32)>>,
+    run: Run<'a>,
+    rx: PacketBatch,
+    tx: PacketBatch,
+    control: Vec<ControlPacket>,
+    batch_conns: Vec<u32>,
+    batch_time: Nanos,
+    packets: Packets<'a>,
+    next_sample: Nanos,
+}
+
+impl<'a> Engine<'a> {
+    /// A FIB holding every service with its initial nodes, a pipeline with
+    /// its tracker, and the workload's packets ready to send.
+    pub fn new(
+        scenario: &'a Scenario,
+        workload: &'a Workload,
+        variant: Variant,
+    ) -> Result<Engine<'a>, EmulateError> {
+        let policy = GroupPolicy {
+            algorithm: variant.algorithm,
+            params: scenario.params,
+            fields: FieldSelection::new(variant.fields),
+            hash: scenario.function,
+            seed: scenario.hash_seed,
+        };
+        let (mut fib, reader) = table::new(FibConfig {
+            lpm4: Lpm4Config { tbl8_groups: 256 },
+            lpm6: Lpm6Config { groups: 1024 },
+            default_policy: policy,
+            grace: Duration::from_millis(10),
+            ..FibConfig::default()
         });
-        neighbours.insert(
-            n.address,
-            Neighbour {
-                mac: node_mac(i),
-                port,
+        let neighbours = Arc::new(StaticNeighbours::new());
+        let mut ports = vec![PortConfig {
+            mac: UPLINK_MAC,
+            addrs: router_addrs(),
+        }];
+        for (i, n) in scenario.nodes.iter().enumerate() {
+            let port = i as u32 + 1;
+            ports.push(PortConfig {
+                mac: port_mac(port),
+                addrs: Vec::new(),
+            });
+            neighbours.insert(
+                n.address,
+                Neighbour {
+                    mac: node_mac(i),
+                    port,
+                },
+            );
+        }
+        let mut config = PipelineConfig::new(ports);
+        config.track_flows = true;
+        config.tracker =
+            TrackerConfig::new(scenario.tracker.capacity, scenario.tracker.idle_timeout.0);
+        let pipeline = Pipeline::new(config, reader, neighbours)?;
+        let members: Vec<Vec<(usize, u32)>> = scenario
+            .services
+            .iter()
+            .map(|(_, nodes)| {
+                nodes
+                    .iter()
+                    .map(|&n| (n, scenario.nodes[n].weight))
+                    .collect()
+            })
+            .collect();
+        let weights = variant.algorithm.supports_weights();
+        let initial: Vec<FibUpdate> = members
+            .iter()
+            .enumerate()
+            .map(|(s, m)| route(scenario, weights, s, m))
+            .collect();
+        fib.apply(&initial, 0).map_err(|e| fib_error(variant, &e))?;
+        let run = Run {
+            scenario,
+            workload,
+            last_node: vec![NONE; workload.connections.len()],
+            last_seen: vec![0; workload.connections.len()],
+            removed: vec![vec![None; scenario.nodes.len()]; scenario.services.len()],
+            broken_once: vec![false; workload.connections.len()],
+            latest_step: vec![None; scenario.services.len()],
+            service_nodes: members
+                .iter()
+                .map(|m| m.iter().map(|&(n, _)| n).collect())
+                .collect(),
+            steps: Vec::new(),
+            events: HashMap::new(),
+            window: vec![0; scenario.nodes.len()],
+            window_unrouted: 0,
+            samples: Vec::new(),
+            dead_since: vec![None; scenario.nodes.len()],
+            totals: Totals {
+                connections: workload.connections.len() as u64,
+                ..Totals::default()
             },
+        };
+        Ok(Engine {
+            scenario,
+            workload,
+            variant,
+            started: Instant::now(),
+            weights,
+            fib,
+            pipeline,
+            members,
+            run,
+            rx: PacketBatch::new(BATCH, 128),
+            tx: PacketBatch::new(BATCH * 2, 128),
+            control: Vec::new(),
+            batch_conns: Vec::with_capacity(BATCH),
+            batch_time: 0,
+            packets: workload.packets(scenario.duration),
+            next_sample: scenario.sample,
+        })
+    }
+
+    /// The variant this engine runs.
+    pub fn variant(&self) -> Variant {
+        self.variant
+    }
+
+    /// Forward every packet sent before `t`, running resilient upkeep and
+    /// taking load samples at the sample ticks before `t`.
+    pub fn advance(&mut self, t: Nanos, progress: &(dyn Fn(u64) + Sync)) {
+        loop {
+            let boundary = self.next_sample.min(t);
+            while let Some(pt) = self.packets.peek_time() {
+                if pt >= boundary {
+                    break;
+                }
+                let Some((pt, c)) = self.packets.next() else {
+                    break;
+                };
+                self.rx.push(0, &self.workload.frames[c as usize]);
+                self.batch_conns.push(c);
+                self.batch_time = pt;
+                if self.rx.is_full() {
+                    self.flush();
+                    if self.run.totals.packets % (1 << 16) < BATCH as u64 {
+                        progress(self.run.totals.packets);
+                    }
+                }
+            }
+            self.flush();
+            if self.next_sample < t && self.next_sample <= self.scenario.duration {
+                let tick = self.next_sample;
+                let up = self.fib.upkeep(tick);
+                self.run.totals.buckets_migrated +=
+                    up.migrated.iter().map(|&(_, n)| u64::from(n)).sum::<u64>();
+                self.run.sample(tick);
+                self.next_sample = tick.saturating_add(self.scenario.sample);
+                continue;
+            }
+            break;
+        }
+    }
+
+    fn flush(&mut self) {
+        self.run.flush(
+            &mut self.pipeline,
+            &mut self.rx,
+            &mut self.tx,
+            &mut self.control,
+            &mut self.batch_conns,
+            self.batch_time,
         );
     }
-    let mut config = PipelineConfig::new(ports);
-    config.track_flows = true;
-    config.tracker = TrackerConfig::new(scenario.tracker.capacity, scenario.tracker.idle_timeout.0);
-    let mut pipeline = Pipeline::new(config, reader, neighbours)?;
 
-    // Member sets: (node, weight) per service.
-    let mut members: Vec<Vec<(usize, u32)>> = scenario
-        .services
-        .iter()
-        .map(|(_, nodes)| {
+    /// Apply a timeline step at its time: the node leaves its services or
+    /// (re)joins them with its weight. Call [`Engine::advance`] to the
+    /// step's time first.
+    pub fn apply(&mut self, step: &Step) -> Result<(), EmulateError> {
+        let scenario = self.scenario;
+        let run = &mut self.run;
+        let before: Vec<Vec<usize>> = run.service_nodes.clone();
+        let mut updates = Vec::new();
+        for &s in &step.services {
+            let Some(m) = self.members.get_mut(s) else {
+                continue;
+            };
+            m.retain(|&(n, _)| n != step.node);
+            if let Some(w) = step.weight {
+                m.push((step.node, w));
+                m.sort_unstable();
+            }
+            updates.push(route(scenario, self.weights, s, m));
+            run.service_nodes[s] = m.iter().map(|&(n, _)| n).collect();
+            run.latest_step[s] = Some(step.index);
+            if step.weight.is_none() && before[s].contains(&step.node) {
+                run.removed[s][step.node] = Some((step.time, step.index));
+            }
+        }
+        let applied = self
+            .fib
+            .apply(&updates, step.time)
+            .map_err(|e| fib_error(self.variant, &e))?;
+        for change in applied.changes {
+            if let Some(id) = self.pipeline.group_changed(change) {
+                run.events.insert(id, step.index);
+            }
+        }
+        for &freed in &applied.freed {
+            self.pipeline.group_freed(freed, step.time);
+        }
+        self.fib.release_lpm_quarantine();
+        let first = step.services.first().copied().unwrap_or(0);
+        let names = |nodes: &[usize]| {
             nodes
                 .iter()
-                .map(|&n| (n, scenario.nodes[n].weight))
-                .collect()
-        })
-        .collect();
-    let route = |s: usize, m: &[(usize, u32)]| FibUpdate::SetRoute {
+                .map(|&n| scenario.nodes[n].name.clone())
+                .collect::<Vec<_>>()
+        };
+        let workload = self.workload;
+        let on_node = workload
+            .connections
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| {
+                c.start <= step.time
+                    && step.time <= c.end
+                    && step.services.contains(&(c.service as usize))
+                    && run.last_node[*i] == step.node as u32
+            })
+            .count() as u64;
+        run.steps.push(StepResult {
+            step: step.index,
+            time_s: step.time as f64 / 1e9,
+            label: step.label.clone(),
+            kind: step.kind,
+            node: scenario.nodes[step.node].name.clone(),
+            services: step
+                .services
+                .iter()
+                .map(|&s| scenario.services[s].0.to_string())
+                .collect(),
+            members_before: names(&before[first]),
+            members_after: names(&run.service_nodes[first]),
+            on_node,
+            exact: Breakage {
+                live: workload.open_at(step.time, Some(&step.services)),
+                ..Breakage::default()
+            },
+            tracker: Breakage::default(),
+        });
+        Ok(())
+    }
+
+    /// Mark `node` dead from `t` (a live caller that stopped it) or alive
+    /// again (`None`): packets the router still sends to a dead node are
+    /// counted as blackholed, the cost of detecting the failure late.
+    pub fn set_node_dead(&mut self, node: usize, since: Option<Nanos>) {
+        if let Some(d) = self.run.dead_since.get_mut(node) {
+            *d = since;
+        }
+    }
+
+    /// Forward the rest of the packets and gather the run's figures.
+    pub fn finish(mut self, progress: &(dyn Fn(u64) + Sync)) -> VariantRun {
+        self.advance(Nanos::MAX, progress);
+        let duration = self.scenario.duration;
+        let run = &mut self.run;
+        if run
+            .samples
+            .last()
+            .map_or(true, |s| s.time_s * 1e9 < duration as f64 - 0.5)
+        {
+            run.sample(duration);
+        }
+        progress(run.totals.packets);
+
+        // The tracker's view, per step.
+        if let Some(tracker) = self.pipeline.tracker() {
+            for r in tracker.reports() {
+                let Some(&step) = run.events.get(&r.event) else {
+                    continue;
+                };
+                if let Some(s) = run.steps.iter_mut().find(|s| s.step == step) {
+                    s.tracker.live += r.live_flows;
+                    s.tracker.unavoidable += r.unavoidable;
+                    s.tracker.collateral += r.collateral;
+                }
+            }
+        }
+        let counters = self.pipeline.counters();
+        run.totals.forwarded = counters.forwarded;
+        run.totals.unrouted = counters.control_count(ControlReason::NoRoute);
+        run.totals.dropped = counters.drops();
+        run.totals.connections_broken = run.broken_once.iter().filter(|&&b| b).count() as u64;
+        run.totals.elapsed_s = self.started.elapsed().as_secs_f64();
+        run.totals.mpps = if run.totals.elapsed_s > 0.0 {
+            run.totals.packets as f64 / run.totals.elapsed_s / 1e6
+        } else {
+            0.0
+        };
+        VariantRun {
+            algorithm: self.variant.algorithm.to_string(),
+            fields: self.variant.fields.to_string(),
+            steps: std::mem::take(&mut run.steps),
+            samples: std::mem::take(&mut run.samples),
+            totals: std::mem::take(&mut run.totals),
+        }
+    }
+}
+
+/// The route of service `s` to its members.
+fn route(scenario: &Scenario, weights: bool, s: usize, m: &[(usize, u32)]) -> FibUpdate {
+    FibUpdate::SetRoute {
         prefix: host_prefix(scenario.services[s].0),
         nexthops: m
             .iter()
@@ -136,201 +415,14 @@ pub fn run_variant(
             })
             .collect(),
         policy: None,
-    };
-    let fib_error = |e: &dyn std::fmt::Display| EmulateError::Fib {
+    }
+}
+
+fn fib_error(variant: Variant, e: &dyn std::fmt::Display) -> EmulateError {
+    EmulateError::Fib {
         variant: variant.to_string(),
         message: e.to_string(),
-    };
-    let initial: Vec<FibUpdate> = members
-        .iter()
-        .enumerate()
-        .map(|(s, m)| route(s, m))
-        .collect();
-    fib.apply(&initial, 0).map_err(|e| fib_error(&e))?;
-
-    let mut run = Run {
-        scenario,
-        workload,
-        last_node: vec![NONE; workload.connections.len()],
-        last_seen: vec![0; workload.connections.len()],
-        removed: vec![vec![None; scenario.nodes.len()]; scenario.services.len()],
-        broken_once: vec![false; workload.connections.len()],
-        latest_step: vec![None; scenario.services.len()],
-        service_nodes: members
-            .iter()
-            .map(|m| m.iter().map(|&(n, _)| n).collect())
-            .collect(),
-        steps: Vec::new(),
-        events: HashMap::new(),
-        window: vec![0; scenario.nodes.len()],
-        window_unrouted: 0,
-        samples: Vec::new(),
-        totals: Totals {
-            connections: workload.connections.len() as u64,
-            ..Totals::default()
-        },
-    };
-
-    let mut rx = PacketBatch::new(BATCH, 128);
-    let mut tx = PacketBatch::new(BATCH * 2, 128);
-    let mut control: Vec<ControlPacket> = Vec::new();
-    let mut batch_conns: Vec<u32> = Vec::with_capacity(BATCH);
-    let mut batch_time: Nanos = 0;
-    let mut packets = workload.packets(scenario.duration);
-    let mut step_i = 0;
-    let mut next_sample = scenario.sample;
-
-    loop {
-        let next_packet = packets.peek_time();
-        let next_step = scenario.steps.get(step_i).map(|s| s.time);
-        let boundary = next_step.unwrap_or(Nanos::MAX).min(next_sample);
-        if next_packet.is_some_and(|t| t < boundary) {
-            let (t, c) = packets.next().expect("peeked");
-            rx.push(0, &workload.frames[c as usize]);
-            batch_conns.push(c);
-            batch_time = t;
-            if rx.is_full() {
-                run.flush(
-                    &mut pipeline,
-                    &mut rx,
-                    &mut tx,
-                    &mut control,
-                    &mut batch_conns,
-                    batch_time,
-                );
-                if run.totals.packets % (1 << 16) < BATCH as u64 {
-                    progress(run.totals.packets);
-                }
-            }
-            continue;
-        }
-        // A boundary comes first (or the packets are done).
-        run.flush(
-            &mut pipeline,
-            &mut rx,
-            &mut tx,
-            &mut control,
-            &mut batch_conns,
-            batch_time,
-        );
-        if boundary > scenario.duration || (next_packet.is_none() && boundary == Nanos::MAX) {
-            break;
-        }
-        if next_step == Some(boundary) {
-            let step = &scenario.steps[step_i];
-            step_i += 1;
-            let before: Vec<Vec<usize>> = run.service_nodes.clone();
-            let mut updates = Vec::new();
-            for &s in &step.services {
-                let m = &mut members[s];
-                m.retain(|&(n, _)| n != step.node);
-                if let Some(w) = step.weight {
-                    m.push((step.node, w));
-                    m.sort_unstable();
-                }
-                updates.push(route(s, m));
-                run.service_nodes[s] = m.iter().map(|&(n, _)| n).collect();
-                run.latest_step[s] = Some(step.index);
-                if step.weight.is_none() && before[s].contains(&step.node) {
-                    run.removed[s][step.node] = Some((step.time, step.index));
-                }
-            }
-            let applied = fib.apply(&updates, step.time).map_err(|e| fib_error(&e))?;
-            for change in applied.changes {
-                if let Some(id) = pipeline.group_changed(change) {
-                    run.events.insert(id, step.index);
-                }
-            }
-            for &freed in &applied.freed {
-                pipeline.group_freed(freed, step.time);
-            }
-            fib.release_lpm_quarantine();
-            let first = step.services.first().copied().unwrap_or(0);
-            let names = |nodes: &[usize]| {
-                nodes
-                    .iter()
-                    .map(|&n| scenario.nodes[n].name.clone())
-                    .collect::<Vec<_>>()
-            };
-            let on_node = workload
-                .connections
-                .iter()
-                .enumerate()
-                .filter(|(i, c)| {
-                    c.start <= step.time
-                        && step.time <= c.end
-                        && step.services.contains(&(c.service as usize))
-                        && run.last_node[*i] == step.node as u32
-                })
-                .count() as u64;
-            run.steps.push(StepResult {
-                step: step.index,
-                time_s: step.time as f64 / 1e9,
-                label: step.label.clone(),
-                kind: step.kind,
-                node: scenario.nodes[step.node].name.clone(),
-                services: step
-                    .services
-                    .iter()
-                    .map(|&s| scenario.services[s].0.to_string())
-                    .collect(),
-                members_before: names(&before[first]),
-                members_after: names(&run.service_nodes[first]),
-                on_node,
-                exact: Breakage {
-                    live: workload.open_at(step.time, Some(&step.services)),
-                    ..Breakage::default()
-                },
-                tracker: Breakage::default(),
-            });
-        } else {
-            let up = fib.upkeep(next_sample);
-            run.totals.buckets_migrated +=
-                up.migrated.iter().map(|&(_, n)| u64::from(n)).sum::<u64>();
-            run.sample(next_sample);
-            next_sample = next_sample.saturating_add(scenario.sample);
-        }
     }
-    if run
-        .samples
-        .last()
-        .map_or(true, |s| s.time_s * 1e9 < scenario.duration as f64 - 0.5)
-    {
-        run.sample(scenario.duration);
-    }
-    progress(run.totals.packets);
-
-    // The tracker's view, per step.
-    if let Some(tracker) = pipeline.tracker() {
-        for r in tracker.reports() {
-            let Some(&step) = run.events.get(&r.event) else {
-                continue;
-            };
-            if let Some(s) = run.steps.iter_mut().find(|s| s.step == step) {
-                s.tracker.live += r.live_flows;
-                s.tracker.unavoidable += r.unavoidable;
-                s.tracker.collateral += r.collateral;
-            }
-        }
-    }
-    let counters = pipeline.counters();
-    run.totals.forwarded = counters.forwarded;
-    run.totals.unrouted = counters.control_count(ControlReason::NoRoute);
-    run.totals.dropped = counters.drops();
-    run.totals.connections_broken = run.broken_once.iter().filter(|&&b| b).count() as u64;
-    run.totals.elapsed_s = started.elapsed().as_secs_f64();
-    run.totals.mpps = if run.totals.elapsed_s > 0.0 {
-        run.totals.packets as f64 / run.totals.elapsed_s / 1e6
-    } else {
-        0.0
-    };
-    Ok(VariantRun {
-        algorithm: variant.algorithm.to_string(),
-        fields: variant.fields.to_string(),
-        steps: run.steps,
-        samples: run.samples,
-        totals: run.totals,
-    })
 }
 
 /// The state of one run.
@@ -355,6 +447,8 @@ struct Run<'a> {
     window: Vec<u64>,
     window_unrouted: u64,
     samples: Vec<Sample>,
+    /// Per node: dead since (set by a live caller), for blackhole counting.
+    dead_since: Vec<Option<Nanos>>,
     totals: Totals,
 }
 
@@ -379,6 +473,15 @@ impl Run<'_> {
                     let node = port - 1;
                     if let Some(w) = self.window.get_mut(node as usize) {
                         *w += 1;
+                    }
+                    if self
+                        .dead_since
+                        .get(node as usize)
+                        .copied()
+                        .flatten()
+                        .is_some_and(|t| t <= now)
+                    {
+                        self.totals.blackholed += 1;
                     }
                     self.observe(c, node, now);
                 }

@@ -41,9 +41,9 @@ mod workload;
 
 use serde::Serialize;
 
-pub use engine::{run_variant, EmulateError};
+pub use engine::{run_variant, EmulateError, Engine};
 pub use frames::build_frame;
-pub use scenario::{Scenario, ScenarioError, Variant};
+pub use scenario::{Scenario, ScenarioError, Step, Variant};
 pub use workload::{Workload, WorkloadStats};
 
 /// Breakage of one timeline step, summed over the services it touched.
@@ -137,6 +137,9 @@ pub struct Totals {
     pub breaks: u64,
     /// Buckets resilient upkeep moved over the run.
     pub buckets_migrated: u64,
+    /// Packets forwarded to a node already dead (only a live run knows):
+    /// the cost of detecting a failure late.
+    pub blackholed: u64,
     /// Wall-clock time of the run, and the pipeline rate it implies.
     pub elapsed_s: f64,
     pub mpps: f64,
