@@ -4,7 +4,10 @@
 //! So far only the BGP wire codec exists: [`bgp::wire`] frames a TCP byte
 //! stream into BGP messages and decodes and encodes OPEN (with capabilities),
 //! KEEPALIVE, NOTIFICATION and ROUTE-REFRESH, each refusal carrying the
-//! NOTIFICATION that RFC 4271 section 6 calls for. UPDATE decoding, sessions,
-//! BFD, the RIB and the FIB writer come in later steps.
+//! NOTIFICATION that RFC 4271 section 6 calls for. [`rib`] holds every
+//! peer's paths, runs the decision process with multipath and turns each
+//! prefix's multipath set into FIB updates. Sessions, BFD and the FIB writer
+//! task come in later steps.
 
 pub mod bgp;
+pub mod rib;
