@@ -1753,3 +1753,83 @@ proptest! {
         prop_assert_eq!(held, counted);
     }
 }
+
+// ----- Scale and member id churn ---------------------------------------------
+
+#[test]
+fn member_ids_are_never_shared_while_in_use_through_heavy_nexthop_churn() {
+    let mut rib = rib_with(
+        RibConfig::new(LOCAL_AS),
+        vec![(1, ebgp("10.0.0.11", 64513))],
+    );
+    let mut model = FibModel::default();
+    // 64 routes, each moved through 3000 distinct next hops in total, so
+    // retired ids are freed and reused.
+    for round in 0..50u32 {
+        for i in 0..64u32 {
+            let n = round * 64 + i;
+            let nh = format!("10.{}.{}.{}", 100 + n / 65536, (n / 256) % 256, n % 256);
+            let p = format!("192.0.{}.{}/32", i / 256, i % 256);
+            send(&mut rib, 1, &announce(attrs(&[64513], &nh), &[&p]));
+        }
+        model.apply(&rib.take_output().fib);
+        model.check_ids();
+    }
+    assert_eq!(model.routes.len(), 64);
+    assert_eq!(rib.nexthops_in_use(), 64);
+}
+
+#[test]
+fn a_large_table_shares_attribute_sets_and_nexthop_sets() {
+    // Two transit peers announcing the same 20,000 prefixes, 100 per
+    // UPDATE, with 20 distinct attribute sets.
+    let mut config = RibConfig::new(LOCAL_AS);
+    config.as_path_relax = true;
+    let mut rib = rib_with(
+        config,
+        vec![(1, ebgp("10.0.0.1", 64601)), (2, ebgp("10.0.0.2", 64602))],
+    );
+    for peer in 1..=2u32 {
+        for chunk in 0..200u32 {
+            let prefixes: Vec<String> = (0..100u32)
+                .map(|i| {
+                    let n = chunk * 100 + i;
+                    format!("{}.{}.{}.0/24", 20 + n / 65536, (n / 256) % 256, n % 256)
+                })
+                .collect();
+            let refs: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+            let nh = format!("10.0.0.{peer}");
+            let path = [64600 + peer, 65000 + chunk % 20];
+            send(&mut rib, peer, &announce(attrs(&path, &nh), &refs));
+        }
+    }
+    let out = rib.take_output();
+    assert_eq!(out.fib.len(), 20_000);
+    assert_eq!(rib.len(), 20_000);
+    assert_eq!(rib.attribute_sets(), 40);
+    assert!(out
+        .fib
+        .iter()
+        .all(|u| matches!(u, FibUpdate::SetRoute { nexthops, .. } if nexthops.len() == 2)));
+    let counts = rib.peer_counts(PeerId(2)).unwrap();
+    assert_eq!(counts.accepted_ipv4, 20_000);
+    // One peer goes: every route shrinks to one next hop, in one batch.
+    rib.peer_down(PeerId(2), None, t(1));
+    let out = rib.take_output();
+    assert_eq!(out.fib.len(), 20_000);
+    assert!(rib.peer_counts(PeerId(2)).is_none());
+}
+
+#[test]
+fn forwarding_policy_lookup_handles_both_families() {
+    let maglev = GroupPolicy {
+        algorithm: Algorithm::Maglev,
+        ..GroupPolicy::default()
+    };
+    let fp = ForwardingPolicies::default()
+        .with_range(pfx("2001:db8::/32"), maglev)
+        .with_range(pfx("0.0.0.0/0"), GroupPolicy::default());
+    assert_eq!(fp.lookup(&pfx("2001:db8:1::1/128")), maglev);
+    assert_eq!(fp.lookup(&pfx("2001:db9::1/128")), GroupPolicy::default());
+    assert_eq!(fp.lookup(&pfx("192.0.2.1/32")), GroupPolicy::default());
+}
