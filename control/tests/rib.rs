@@ -1833,3 +1833,41 @@ fn forwarding_policy_lookup_handles_both_families() {
     assert_eq!(fp.lookup(&pfx("2001:db9::1/128")), GroupPolicy::default());
     assert_eq!(fp.lookup(&pfx("192.0.2.1/32")), GroupPolicy::default());
 }
+
+#[test]
+fn batches_come_in_prefix_order() {
+    let mut rib = three_speakers();
+    let prefixes = [
+        "192.0.2.9/32",
+        "2001:db8::1/128",
+        "10.9.0.0/16",
+        "192.0.2.1/32",
+        "10.9.0.0/24",
+    ];
+    for p in prefixes {
+        let u = match pfx(p) {
+            Prefix::V4(..) => announce(attrs(&[64513], "10.0.0.11"), &[p]),
+            Prefix::V6(..) => announce_v6(&[64513], "2001:db8::11", None, &[p]),
+        };
+        send(&mut rib, 1, &u);
+    }
+    let order: Vec<String> = rib
+        .take_output()
+        .fib
+        .iter()
+        .map(|u| match u {
+            FibUpdate::SetRoute { prefix, .. } => prefix.to_string(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "10.9.0.0/16",
+            "10.9.0.0/24",
+            "192.0.2.1/32",
+            "192.0.2.9/32",
+            "2001:db8::1/128"
+        ]
+    );
+}

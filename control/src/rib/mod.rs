@@ -44,7 +44,8 @@
 //! changes ([`Rib::set_import_policy`], [`Rib::set_forwarding_policies`]).
 //! Events only mark prefixes dirty; [`Rib::take_output`] runs the decision
 //! process on the dirty prefixes and returns one batch of FIB updates (one
-//! per prefix whose nexthop set or group policy actually changed), so the
+//! per prefix whose nexthop set or group policy actually changed, in prefix
+//! order so that the same events always give the same batch), so the
 //! owner applies one batch, and the FIB publishes once, per burst of
 //! UPDATEs. Call it after every burst of events (e.g. after draining the
 //! channel), and before sleeping.
@@ -773,8 +774,17 @@ impl Rib {
     /// call; return the FIB updates (one per prefix whose installed set or
     /// policy changed) and the session commands.
     pub fn take_output(&mut self) -> RibOutput {
-        let dirty = std::mem::take(&mut self.dirty);
+        let mut dirty = std::mem::take(&mut self.dirty);
+        // Prefix order, not hash order: the same events give the same batch,
+        // so FIB group derivation (and the emulator) is reproducible.
+        dirty.sort_unstable_by_key(prefix_order);
         let mut fib = std::mem::take(&mut self.pending_fib);
+        fib.sort_by_key(|u| match u {
+            FibUpdate::SetRoute { prefix, .. } | FibUpdate::RemoveRoute { prefix } => {
+                prefix_order(prefix)
+            }
+            FibUpdate::SetDefaultPolicy(_) => (0, 0, 0),
+        });
         for prefix in dirty {
             let Some(dest) = self.table.get_mut(&prefix) else {
                 continue;
@@ -1170,6 +1180,14 @@ impl Rib {
         if gone {
             self.peers.remove(&peer);
         }
+    }
+}
+
+/// A total order on prefixes: IPv4 first, then by address, then length.
+fn prefix_order(p: &Prefix) -> (u8, u128, u8) {
+    match *p {
+        Prefix::V4(a, len) => (4, u128::from(u32::from(a)), len),
+        Prefix::V6(a, len) => (6, u128::from(a), len),
     }
 }
 
