@@ -205,6 +205,30 @@ impl FibModel {
     }
 }
 
+/// After an output, every prefix's installed set is its multipath set's
+/// next hops: no change was missed.
+fn check_installed_is_the_multipath_set(rib: &Rib) {
+    for view in rib.routes() {
+        let mut want: Vec<IpAddr> = view
+            .paths
+            .iter()
+            .filter(|p| p.multipath)
+            .filter_map(|p| p.attributes.nexthop)
+            .collect();
+        want.sort();
+        want.dedup();
+        assert_eq!(view.installed, &want[..], "{}", view.prefix);
+        assert_eq!(
+            view.paths.iter().filter(|p| p.best).count(),
+            usize::from(!want.is_empty())
+        );
+        assert!(view
+            .paths
+            .iter()
+            .all(|p| !(p.multipath && p.filtered.is_some())));
+    }
+}
+
 fn rib_sets(rib: &Rib) -> BTreeMap<String, Vec<IpAddr>> {
     rib.installed_routes()
         .map(|(p, s)| (p.to_string(), s.to_vec()))
@@ -1664,6 +1688,7 @@ proptest! {
         model.check_ids();
         prop_assert!(rib.take_output().is_empty());
 
+        check_installed_is_the_multipath_set(&rib);
         let expected = naive(&adj);
         prop_assert_eq!(&model.sets(), &expected);
         prop_assert_eq!(&rib_sets(&rib), &expected);
@@ -1695,7 +1720,7 @@ proptest! {
     /// from its batches.
     #[test]
     fn any_event_sequence_keeps_the_fib_in_step(
-        ops in prop::collection::vec((0u8..10, 1..=PEERS, 0..PREFIXES.len(), variant()), 1..100)
+        ops in prop::collection::vec((0u8..11, 1..=PEERS, 0..PREFIXES.len(), variant()), 1..100)
     ) {
         let mut rib = Rib::new(random_config());
         let mut model = FibModel::default();
@@ -1731,6 +1756,12 @@ proptest! {
                     let policy = if v.incomplete { ImportPolicy::accept_all() } else { pool_policy() };
                     rib.set_import_policy(id, Arc::new(policy));
                 }
+                9 => {
+                    use control::bgp::wire::{RouteRefresh, RouteRefreshSubtype};
+                    let subtype = if v.incomplete { RouteRefreshSubtype::Begin } else { RouteRefreshSubtype::End };
+                    let family = if x % 2 == 0 { AfiSafi::IPV4_UNICAST } else { AfiSafi::IPV6_UNICAST };
+                    rib.route_refresh(id, &RouteRefresh { family, subtype }, now);
+                }
                 _ => {
                     let out = rib.take_output();
                     model.apply(&out.fib);
@@ -1748,6 +1779,7 @@ proptest! {
             prop_assert!(counts.accepted() + counts.filtered == counts.received);
             prop_assert!(counts.stale <= counts.received);
         }
+        check_installed_is_the_multipath_set(&rib);
         let held: u32 = rib.routes().map(|r| r.paths.len() as u32).sum();
         let counted: u32 = rib.peers().map(|(_, _, _, c)| c.received).sum();
         prop_assert_eq!(held, counted);
@@ -1870,4 +1902,34 @@ fn batches_come_in_prefix_order() {
             "2001:db8::1/128"
         ]
     );
+}
+
+#[test]
+fn enhanced_route_refresh_sweeps_what_was_not_re_advertised() {
+    use control::bgp::wire::{RouteRefresh, RouteRefreshSubtype};
+    let (mut rib, mut model) = gr_rib();
+    let marker = |subtype| RouteRefresh {
+        family: AfiSafi::IPV4_UNICAST,
+        subtype,
+    };
+    rib.route_refresh(PeerId(3), &marker(RouteRefreshSubtype::Begin), t(5));
+    assert!(rib.take_output().is_empty());
+    assert_eq!(rib.peer_counts(PeerId(3)).unwrap().stale, 4);
+    send(
+        &mut rib,
+        3,
+        &announce(attrs(&[64513], "10.0.0.13"), &["192.0.2.1/32"]),
+    );
+    rib.route_refresh(PeerId(3), &marker(RouteRefreshSubtype::End), t(6));
+    let out = rib.take_output();
+    assert_eq!(out.fib.len(), 3);
+    model.apply(&out.fib);
+    assert_eq!(model.sets()["192.0.2.1/32"].len(), 3);
+    assert_eq!(model.sets()["192.0.2.2/32"].len(), 2);
+    // A BoRR without EoRR: swept after the stale-path time.
+    rib.route_refresh(PeerId(1), &marker(RouteRefreshSubtype::Begin), t(10));
+    rib.route_refresh(PeerId(1), &marker(RouteRefreshSubtype::Request), t(10));
+    assert_eq!(rib.next_deadline(), Some(t(370)));
+    rib.poll(t(370));
+    assert_eq!(rib.take_output().fib.len(), 4);
 }

@@ -40,6 +40,7 @@
 //! Events: [`Rib::peer_up`] when a session reaches Established,
 //! [`Rib::apply_update`] for each decoded UPDATE, [`Rib::peer_down`] when it
 //! goes down (with the FSM's [`StalePaths`] for graceful restart),
+//! [`Rib::route_refresh`] for the peer's enhanced route refresh markers,
 //! [`Rib::poll`] when [`Rib::next_deadline`] is reached, and configuration
 //! changes ([`Rib::set_import_policy`], [`Rib::set_forwarding_policies`]).
 //! Events only mark prefixes dirty; [`Rib::take_output`] runs the decision
@@ -103,7 +104,9 @@ use dataplane::fib::table::{FibUpdate, Prefix};
 use hashing::MemberId;
 
 use crate::bgp::fsm::{Event, Negotiated, StalePaths};
-use crate::bgp::wire::{AfiSafi, DecodedUpdate, GracefulRestart, Outcome};
+use crate::bgp::wire::{
+    AfiSafi, DecodedUpdate, GracefulRestart, Outcome, RouteRefresh, RouteRefreshSubtype,
+};
 
 use decision::{Candidate, Selection};
 use fib::FibState;
@@ -673,6 +676,32 @@ impl Rib {
         }
         self.upsert_path(prefix, path);
         self.check_limits(peer);
+    }
+
+    /// A ROUTE-REFRESH from `peer` (enhanced route refresh, RFC 7313 4):
+    /// Beginning of Route Refresh marks its paths of the family stale; the
+    /// re-advertisement then replaces them, and End of Route Refresh sweeps
+    /// those not re-advertised. If no EoRR comes within
+    /// [`RibConfig::stale_path_time`], [`Rib::poll`] sweeps them. A Request
+    /// asks us to advertise, which a router that advertises nothing
+    /// ignores, as it ignores unknown subtypes.
+    pub fn route_refresh(&mut self, peer: PeerId, refresh: &RouteRefresh, now: Duration) {
+        let Some(f) = family_slot(refresh.family) else {
+            return;
+        };
+        let Some(state) = self.peers.get_mut(&peer).filter(|s| s.up) else {
+            return;
+        };
+        match refresh.subtype {
+            RouteRefreshSubtype::Begin => {
+                state.stale_deadline[f] = Some(now.saturating_add(self.config.stale_path_time));
+                let mut families = [false; 2];
+                families[f] = true;
+                self.mark_stale(peer, families);
+            }
+            RouteRefreshSubtype::End => self.end_of_rib(peer, refresh.family),
+            RouteRefreshSubtype::Request | RouteRefreshSubtype::Other(_) => {}
+        }
     }
 
     /// The End-of-RIB of `family` from `peer`: its stale paths of the
