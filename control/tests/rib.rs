@@ -1933,3 +1933,45 @@ fn enhanced_route_refresh_sweeps_what_was_not_re_advertised() {
     rib.poll(t(370));
     assert_eq!(rib.take_output().fib.len(), 4);
 }
+
+#[test]
+fn a_restarted_peer_with_a_new_router_id_is_decided_again() {
+    let mut config = RibConfig::new(LOCAL_AS);
+    config.maximum_paths = 1;
+    let gr = ebgp("10.0.0.12", 64513).with_graceful_restart(gr_capability(true));
+    let mut rib = rib_with(
+        config,
+        vec![
+            (1, PeerInfo::new(ip("10.0.0.11"), 64513, 20, false)),
+            (
+                2,
+                PeerInfo {
+                    bgp_id: 30,
+                    ..gr.clone()
+                },
+            ),
+        ],
+    );
+    send(&mut rib, 1, &announce(attrs(&[64513], "10.0.0.11"), &[P]));
+    send(&mut rib, 2, &announce(attrs(&[64513], "10.0.0.12"), &[P]));
+    assert_eq!(addrs(&only_set(&rib.take_output(), P)), ips(&["10.0.0.11"]));
+    rib.peer_down(PeerId(2), Some(&stale_v4()), t(1));
+    // Back with a lower router id and a new policy object: its stale path
+    // now wins.
+    rib.peer_up(
+        PeerId(2),
+        PeerInfo { bgp_id: 10, ..gr }.with_import(Arc::new(ImportPolicy::accept_all())),
+        t(2),
+    );
+    assert_eq!(addrs(&only_set(&rib.take_output(), P)), ips(&["10.0.0.12"]));
+}
+
+#[test]
+fn a_peer_id_reused_for_another_address_starts_afresh() {
+    let (mut rib, _) = gr_rib();
+    rib.peer_down(PeerId(3), Some(&stale_v4()), t(1));
+    rib.peer_up(PeerId(3), ebgp("10.0.0.99", 64513), t(2));
+    assert_eq!(rib.take_output().fib.len(), 4);
+    assert_eq!(rib.peer_counts(PeerId(3)).unwrap().received, 0);
+    assert_eq!(rib.next_deadline(), None);
+}

@@ -557,7 +557,8 @@ impl Rib {
         }
         if policy_changed {
             self.reevaluate(peer);
-        } else if decision_changed {
+        }
+        if decision_changed {
             self.mark_peer_dirty(peer);
         }
     }
