@@ -16,14 +16,14 @@
 //!
 //! # Nexthop sets
 //!
-//! Installed sets are interned (`Arc<[IpAddr]>`, sorted, no duplicates):
-//! every service IP announced by the same nodes shares one, so a prefix
-//! costs one pointer here. An address's reference count is the number of
-//! distinct interned sets holding it.
+//! Installed sets are interned (sorted, no duplicates) in slots counted by
+//! the prefixes holding them: every service IP announced by the same nodes
+//! shares one, so a prefix costs a 4-octet [`SetId`] here. An address's
+//! reference count is the number of distinct sets holding it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::num::NonZeroU32;
 
 use dataplane::fib::table::Nexthop;
 use hashing::MemberId;
@@ -40,10 +40,23 @@ struct MemberEntry {
     retired_gen: u32,
 }
 
+/// An installed nexthop set, as a prefix holds it (4 octets).
+pub(crate) type SetId = NonZeroU32;
+
+#[derive(Debug, Default)]
+struct SetSlot {
+    addrs: Box<[IpAddr]>,
+    /// Prefixes holding the set; 0 for a free slot.
+    refs: u32,
+}
+
 /// Installed nexthop sets and member ids.
 #[derive(Debug, Default)]
 pub(crate) struct FibState {
-    sets: HashSet<Arc<[IpAddr]>>,
+    /// Slot `id - 1` of each set.
+    slots: Vec<SetSlot>,
+    by_addrs: HashMap<Box<[IpAddr]>, SetId>,
+    free_slots: Vec<SetId>,
     members: HashMap<IpAddr, MemberEntry>,
     retired: VecDeque<(IpAddr, u32)>,
     free_ids: Vec<MemberId>,
@@ -51,30 +64,61 @@ pub(crate) struct FibState {
 }
 
 impl FibState {
-    /// The interned copy of `set` (sorted, deduplicated by the caller),
-    /// taking member ids for new addresses.
-    pub fn intern(&mut self, set: &[IpAddr]) -> Arc<[IpAddr]> {
-        if let Some(s) = self.sets.get(set) {
-            return Arc::clone(s);
+    /// Take a reference to the set `set` (sorted, deduplicated by the
+    /// caller) for one prefix, taking member ids for new addresses. `None`
+    /// only if four billion sets are in use.
+    pub fn acquire(&mut self, set: &[IpAddr]) -> Option<SetId> {
+        if let Some(id) = self.by_addrs.get(set).copied() {
+            if let Some(slot) = self.slots.get_mut(id.get() as usize - 1) {
+                slot.refs += 1;
+            }
+            return Some(id);
         }
-        let s: Arc<[IpAddr]> = Arc::from(set);
+        let id = match self.free_slots.pop() {
+            Some(id) => id,
+            None => {
+                let id = SetId::new(u32::try_from(self.slots.len() + 1).ok()?)?;
+                self.slots.push(SetSlot::default());
+                id
+            }
+        };
         for addr in set {
             self.reference(*addr);
         }
-        self.sets.insert(Arc::clone(&s));
-        s
+        let addrs: Box<[IpAddr]> = set.into();
+        if let Some(slot) = self.slots.get_mut(id.get() as usize - 1) {
+            *slot = SetSlot {
+                addrs: addrs.clone(),
+                refs: 1,
+            };
+        }
+        self.by_addrs.insert(addrs, id);
+        Some(id)
     }
 
-    /// Give back a set a prefix no longer uses; the set and its addresses
-    /// are released when no prefix holds it.
-    pub fn release(&mut self, set: Arc<[IpAddr]>) {
-        // Held by the interner and by `set`: this was the last prefix.
-        if Arc::strong_count(&set) == 2 {
-            self.sets.remove(&*set);
-            for addr in set.iter() {
-                self.unreference(*addr);
-            }
+    /// Give back one prefix's reference to a set; the set and its
+    /// addresses are released when no prefix holds it.
+    pub fn release(&mut self, id: SetId) {
+        let Some(slot) = self.slots.get_mut(id.get() as usize - 1) else {
+            return;
+        };
+        slot.refs = slot.refs.saturating_sub(1);
+        if slot.refs > 0 {
+            return;
         }
+        let addrs = std::mem::take(&mut slot.addrs);
+        self.by_addrs.remove(&addrs);
+        self.free_slots.push(id);
+        for addr in addrs.iter() {
+            self.unreference(*addr);
+        }
+    }
+
+    /// The addresses of a set, sorted.
+    pub fn set(&self, id: SetId) -> &[IpAddr] {
+        self.slots
+            .get(id.get() as usize - 1)
+            .map_or(&[], |s| &s.addrs)
     }
 
     fn reference(&mut self, addr: IpAddr) {
