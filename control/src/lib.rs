@@ -1,7 +1,7 @@
 //! The control plane: BGP sessions, BFD, the RIB and multipath selection, and
 //! the writer that programs the data plane.
 //!
-//! So far only the BGP wire codec exists: [`bgp::wire`] frames a TCP byte
+//! So far: [`bgp::wire`] frames a TCP byte
 //! stream into BGP messages and decodes and encodes OPEN (with capabilities),
 //! KEEPALIVE, NOTIFICATION and ROUTE-REFRESH, each refusal carrying the
 //! NOTIFICATION that RFC 4271 section 6 calls for. [`rib`] holds every

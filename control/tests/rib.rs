@@ -1975,3 +1975,57 @@ fn a_peer_id_reused_for_another_address_starts_afresh() {
     assert_eq!(rib.peer_counts(PeerId(3)).unwrap().received, 0);
     assert_eq!(rib.next_deadline(), None);
 }
+
+// ----- Hostile input ---------------------------------------------------------
+
+#[test]
+fn prefixes_with_impossible_lengths_are_ignored() {
+    let mut rib = three_speakers();
+    let mut u = announce(attrs(&[64513], "10.0.0.11"), &[P]);
+    u.update.nlri.push(Prefix::V4(v4("192.0.2.0"), 33));
+    u.update
+        .withdrawn
+        .push(Prefix::V6(Ipv6Addr::LOCALHOST, 200));
+    let s = rib.apply_update(PeerId(1), &u, t(0)).unwrap();
+    assert_eq!(s.accepted, 1);
+    assert_eq!(only_set(&rib.take_output(), P).len(), 1);
+    assert!(rib.route(&Prefix::V4(v4("192.0.2.0"), 33)).is_none());
+    // Host bits are cleared: 192.0.2.10/24 is 192.0.2.0/24.
+    send(
+        &mut rib,
+        1,
+        &announce(attrs(&[64513], "10.0.0.11"), &["192.0.2.10/24"]),
+    );
+    rib.take_output();
+    assert!(rib.installed(&pfx("192.0.2.0/24")).is_some());
+}
+
+proptest! {
+    /// Whatever bytes a peer sends, decoding and applying them never
+    /// panics, and the FIB stays in step with the RIB.
+    #[test]
+    fn random_update_bodies_never_panic(
+        bodies in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 1..20),
+        nlri in prop::collection::vec((any::<u32>(), 0u8..=40), 0..8),
+    ) {
+        use control::bgp::wire::{decode_update, UpdateContext};
+        let mut rib = three_speakers();
+        let mut model = FibModel::default();
+        for (i, body) in bodies.iter().enumerate() {
+            let peer = (i % 3) as u32 + 1;
+            // A valid header and attributes around random NLRI, then the
+            // random body itself.
+            let mut u = announce(attrs(&[64513], "10.0.0.11"), &[]);
+            u.update.nlri = nlri.iter().map(|(a, l)| Prefix::V4(Ipv4Addr::from(*a), *l)).collect();
+            u.update.withdrawn = u.update.nlri.iter().skip(i % 3).copied().collect();
+            let _ = rib.apply_update(PeerId(peer), &u, t(0));
+            if let Ok(decoded) = decode_update(body, &UpdateContext::default()) {
+                let _ = rib.apply_update(PeerId(peer), &decoded, t(0));
+            }
+            model.apply(&rib.take_output().fib);
+        }
+        model.check_ids();
+        prop_assert_eq!(model.sets(), rib_sets(&rib));
+        check_installed_is_the_multipath_set(&rib);
+    }
+}

@@ -20,7 +20,7 @@
 //!    identifier;
 //! 9. shortest CLUSTER_LIST;
 //! 10. lowest peer address;
-//! 11. lowest [`PeerId`](super::PeerId), so the order is total.
+//! 11. lowest [`PeerId`], so the order is total.
 //!
 //! Step 4 makes pairwise comparison non-transitive (A beats B on MED, B
 //! beats C on router id, C beats A on router id with a different AS), so

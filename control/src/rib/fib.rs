@@ -18,7 +18,7 @@
 //!
 //! Installed sets are interned (sorted, no duplicates) in slots counted by
 //! the prefixes holding them: every service IP announced by the same nodes
-//! shares one, so a prefix costs a 4-octet [`SetId`] here. An address's
+//! shares one, so a prefix costs a 4-octet set id here. An address's
 //! reference count is the number of distinct sets holding it.
 
 use std::collections::{HashMap, VecDeque};

@@ -93,7 +93,7 @@
 //! [`SessionCommand::MaxPrefixWarning`] is issued once per session instead,
 //! and prefixes keep being accepted.
 
-mod decision;
+pub mod decision;
 pub mod fib;
 pub mod path;
 pub mod policy;
