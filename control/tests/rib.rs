@@ -2029,3 +2029,18 @@ proptest! {
         check_installed_is_the_multipath_set(&rib);
     }
 }
+
+#[test]
+fn local_pref_from_an_external_peer_is_ignored() {
+    let mut config = RibConfig::new(LOCAL_AS);
+    config.maximum_paths = 1;
+    let mut rib = rib_with(
+        config,
+        vec![(1, ebgp("10.0.0.11", 64513)), (2, ebgp("10.0.0.12", 64513))],
+    );
+    let mut a = attrs(&[64513], "10.0.0.12");
+    a.local_pref = Some(500);
+    send(&mut rib, 1, &announce(attrs(&[64513], "10.0.0.11"), &[P]));
+    send(&mut rib, 2, &announce(a, &[P]));
+    assert_eq!(best(&rib, P), PeerId(1));
+}

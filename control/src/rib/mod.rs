@@ -649,6 +649,12 @@ impl Rib {
             return Ok(summary);
         }
         let import = Arc::clone(&state.info.import);
+        // RFC 4271 5.1.5: LOCAL_PREF from an external peer is ignored (the
+        // decoder already discards it; a hand-built UPDATE may not).
+        let mut attrs = update.update.attributes.clone();
+        if !state.info.internal {
+            attrs.local_pref = None;
+        }
 
         for prefix in update.withdrawn() {
             summary.withdrawn += 1;
@@ -658,7 +664,6 @@ impl Rib {
         }
 
         if update.outcome == Outcome::Accept {
-            let attrs = &update.update.attributes;
             if !update.update.nlri.is_empty() {
                 let nexthop = attrs
                     .next_hop
