@@ -2044,3 +2044,34 @@ fn local_pref_from_an_external_peer_is_ignored() {
     send(&mut rib, 2, &announce(a, &[P]));
     assert_eq!(best(&rib, P), PeerId(1));
 }
+
+#[test]
+fn a_peer_comes_from_the_negotiated_session() {
+    use control::bgp::fsm::{negotiate, PeerAsMatch, PeerConfig};
+    use control::bgp::wire::{Capability, Open};
+    let config = PeerConfig::new(LOCAL_AS, 0x0a00_00fe, PeerAsMatch::External);
+    let open = Open::new(
+        64513,
+        180,
+        0x0a00_000d,
+        vec![
+            Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
+            Capability::FourOctetAs(64513),
+            Capability::GracefulRestart(gr_capability(true)),
+        ],
+    );
+    let negotiated = negotiate(&config, &open).unwrap();
+    let info =
+        PeerInfo::from_negotiated(ip("10.0.0.13"), &negotiated, Arc::new(pool_policy()), None);
+    assert_eq!(
+        (info.asn, info.bgp_id, info.internal),
+        (64513, 0x0a00_000d, false)
+    );
+    assert_eq!(info.families, vec![AfiSafi::IPV4_UNICAST]);
+    // A restart keeps the IPv4 stale paths: the capability's F bit is set.
+    let (mut rib, _) = gr_rib();
+    rib.peer_down(PeerId(3), Some(&stale_v4()), t(1));
+    rib.peer_up(PeerId(3), info, t(2));
+    assert!(rib.take_output().is_empty());
+    assert_eq!(rib.peer_counts(PeerId(3)).unwrap().stale, 4);
+}
