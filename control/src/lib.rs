@@ -8,6 +8,9 @@
 //!   events and time.
 //! - [`bfd`]: RFC 5880/5881 packets, sessions and a UDP runner.
 //! - [`api`]: the management HTTP/JSON API and the views it returns.
+//! - [`rib`]: Adj-RIBs-In, the decision process with multipath, import
+//!   policy, graceful-restart stale paths, and each prefix's multipath set
+//!   turned into FIB updates.
 //! - [`config`]: the router's TOML configuration, checked with the line and
 //!   field of every fault.
 
@@ -16,3 +19,4 @@ pub mod bfd;
 pub mod bgp;
 pub mod config;
 mod reader;
+pub mod rib;
