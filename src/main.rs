@@ -11,6 +11,7 @@ mod bgp;
 mod cli;
 mod compare;
 mod config_cmd;
+mod demo;
 mod emulate;
 mod show;
 

@@ -1,0 +1,3 @@
+//! `ecmpd demo`: the whole router on loopback.
+
+pub mod live;
