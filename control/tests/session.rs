@@ -302,7 +302,7 @@ async fn router_hold_timer_drops_a_speaker_that_stops_sending_keepalives() {
     let (router, mut events, addr) = router(vec![range]);
     let sp = spawn(speaker("127.0.0.5", addr));
     let key = events.established(ip("127.0.0.5"), secs(5)).await;
-    assert_eq!(sp.established(secs(1)).await, true);
+    assert!(sp.established(secs(1)).await);
     assert_eq!(sp.status().hold_time, Some(3));
     // Keepalives every second keep it up past the hold time.
     let early = events.wait(secs(4), |e| e.peer == key).await;
@@ -509,7 +509,9 @@ async fn two_routers_dialling_each_other_end_with_one_session() {
         a_port,
         64530,
     );
-    // Start both at once so that both dial.
+    // Start both before either runs (the test runtime is single-threaded,
+    // so the dial tasks wait for the first await): both listen, then both
+    // dial, and each router sees its own dial and the other's.
     let (a, a_rx) = BgpInstance::start(a).unwrap();
     let (b, b_rx) = BgpInstance::start(b).unwrap();
     let (mut a_events, mut b_events) = (Events::new(a_rx), Events::new(b_rx));
@@ -538,6 +540,10 @@ async fn two_routers_dialling_each_other_end_with_one_session() {
     let (sa, sb) = (a.snapshot().await.unwrap(), b.snapshot().await.unwrap());
     assert_eq!(sa.neighbors[0].state, State::Established);
     assert_eq!(sb.neighbors[0].state, State::Established);
+    // Both dialled while both listened, so each saw two connections.
+    assert!(sa.collisions + sb.collisions >= 1, "{sa:?}\n{sb:?}");
+    assert_eq!(sa.neighbors[0].established_count, 1, "{sa:?}");
+    assert_eq!(sb.neighbors[0].established_count, 1, "{sb:?}");
     a.shutdown().await;
     b.shutdown().await;
 }

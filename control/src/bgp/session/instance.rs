@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::bgp::fsm::{
     resolve_collision, Action, Direction, Event, Fsm, InboundDecision, PeerAsMatch, StartMode,
+    State,
 };
 use crate::bgp::wire::{decode_update, Message, UpdateContext, MAX_MESSAGE_LEN};
 
@@ -67,6 +68,7 @@ pub(crate) fn spawn(
         events,
         tasks: JoinSet::new(),
         refused: RefusedCounts::default(),
+        collisions: 0,
         config,
     };
     instance.start_configured();
@@ -122,6 +124,8 @@ struct Peer {
     fsm: Fsm,
     conn: Option<ConnId>,
     dial: Option<(u64, AbortHandle)>,
+    /// The latest dial started.
+    last_dial: u64,
     collision: Option<(Fsm, ConnId)>,
     update_ctx: UpdateContext,
     updates_sent: u64,
@@ -146,6 +150,7 @@ struct Instance {
     /// Connection and dial tasks.
     tasks: JoinSet<()>,
     refused: RefusedCounts,
+    collisions: u64,
 }
 
 /// IPv4-mapped IPv6 addresses as IPv4, so a peer has one key.
@@ -193,6 +198,7 @@ impl Instance {
                     fsm,
                     conn: None,
                     dial: None,
+                    last_dial: 0,
                     collision: None,
                     update_ctx: UpdateContext::default(),
                     updates_sent: 0,
@@ -407,6 +413,7 @@ impl Instance {
                     fsm,
                     conn: None,
                     dial: None,
+                    last_dial: 0,
                     collision: None,
                     update_ctx: UpdateContext::default(),
                     updates_sent: 0,
@@ -492,7 +499,10 @@ impl Instance {
             .and_then(|p| p.dial.as_ref())
             .is_some_and(|(d, _)| *d == dial);
         if !current {
-            return Vec::new();
+            return match result {
+                Ok(stream) => self.outbound_collision(addr, dial, stream, now),
+                Err(_) => Vec::new(),
+            };
         }
         if let Some(p) = self.peers.get_mut(&addr) {
             p.dial = None;
@@ -520,6 +530,40 @@ impl Instance {
                 }
             }
         };
+        out.extend(self.settle(addr));
+        out
+    }
+
+    /// Our dial connected just after the FSM cancelled it for the peer's
+    /// inbound connection: both connections exist, and the peer may pick
+    /// ours, so run it as a collision (RFC 4271 6.8) rather than drop it.
+    fn outbound_collision(
+        &mut self,
+        addr: IpAddr,
+        dial: u64,
+        stream: TcpStream,
+        now: Duration,
+    ) -> Vec<SessionEvent> {
+        let wanted = self.peers.get(&addr).is_some_and(|p| {
+            p.last_dial == dial
+                && p.dial.is_none()
+                && p.collision.is_none()
+                && p.fsm.connection() == Some(Direction::Inbound)
+                && matches!(p.fsm.state(), State::OpenSent | State::OpenConfirm)
+        });
+        if !wanted {
+            return Vec::new();
+        }
+        let id = self.add_conn(addr, stream);
+        let mut out = Vec::new();
+        if let Some(p) = self.peers.get_mut(&addr) {
+            tracing::info!(peer = %p.key, "connection collision with our own dial");
+            let mut second = Fsm::new(p.fsm.config().clone());
+            second.handle(Event::ManualStart(StartMode::Passive), now);
+            let actions = second.handle(Event::TcpConnected, now);
+            p.collision = Some((second, id));
+            out = self.apply(addr, Role::Second, actions);
+        }
         out.extend(self.settle(addr));
         out
     }
@@ -659,6 +703,7 @@ impl Instance {
                 .await;
         });
         p.dial = Some((dial, handle));
+        p.last_dial = dial;
     }
 
     /// After anything happened to a peer: resolve a pending collision, and
@@ -715,20 +760,23 @@ impl Instance {
         let Some(open) = p.fsm.peer_open().or(second.peer_open()).cloned() else {
             return out;
         };
-        let keep_second = match p.fsm.connection() {
+        let second_dir = second.connection().unwrap_or(Direction::Inbound);
+        let keep = match p.fsm.connection() {
             // Both inbound: the peer gave up on the older one.
-            Some(Direction::Inbound) | None => true,
-            Some(Direction::Outbound) => {
-                let c = resolve_collision(
+            Some(main_dir) if main_dir != second_dir => {
+                resolve_collision(
                     u32::from(self.config.router_id),
                     self.config.local_as,
                     open.bgp_id,
                     open.peer_as(),
-                );
-                c.keep == Direction::Inbound
+                )
+                .keep
             }
+            _ => second_dir,
         };
-        tracing::info!(peer = %p.key, keep = if keep_second { "inbound" } else { "outbound" }, "connection collision resolved");
+        let keep_second = keep == second_dir;
+        tracing::info!(peer = %p.key, ?keep, "connection collision resolved");
+        self.collisions += 1;
         if !keep_second {
             out.extend(self.dump(addr, Role::Second, now));
             return out;
@@ -920,6 +968,7 @@ impl Instance {
             router_id: self.config.router_id,
             neighbors,
             refused: self.refused,
+            collisions: self.collisions,
         }
     }
 

@@ -177,6 +177,8 @@ pub struct BgpSummary {
     pub neighbors: Vec<NeighborSummary>,
     /// Connections refused.
     pub refused: RefusedCounts,
+    /// Connection collisions resolved (RFC 4271 6.8).
+    pub collisions: u64,
 }
 
 impl BgpSummary {
