@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use control::bgp::fsm::{DownReason, PeerAsMatch, RetryBackoff, State};
 use control::bgp::session::{
-    BgpConfig, BgpInstance, ListenRange, NeighborConfig, PeerKey, SessionEvent, SessionEventKind,
-    SessionTimers,
+    BgpConfig, BgpInstance, Hops, ListenRange, NeighborConfig, PeerKey, SessionEvent,
+    SessionEventKind, SessionTimers,
 };
 use control::bgp::speaker::{spawn, SpeakerConfig, SpeakerHandle, SpeakerState};
 use control::bgp::wire::attrs::{AsPath, Community, Origin};
@@ -108,7 +108,8 @@ fn router(ranges: Vec<ListenRange>) -> (BgpInstance, Events, SocketAddr) {
     let mut config = BgpConfig::new(ROUTER_AS, Ipv4Addr::new(10, 255, 0, 1));
     config.listen = vec!["127.0.0.1:0".parse().unwrap()];
     config.listen_ranges = ranges;
-    let (instance, rx) = BgpInstance::start(config).expect("the router starts");
+    let (instance, rx) =
+        BgpInstance::start(config).unwrap_or_else(|e| panic!("the router cannot start: {e}"));
     let addr = instance.listen_addrs()[0];
     (instance, Events::new(rx), addr)
 }
@@ -606,5 +607,69 @@ async fn max_prefix_holds_a_dynamic_neighbor_down_then_lets_it_back() {
     let again = events.established(ip("127.0.0.14"), secs(5)).await;
     assert_ne!(again.generation, key.generation, "a new incarnation");
     sp.stop().await;
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn ipv6_speaker_with_md5_announces_through_mp_reach() {
+    let mut range = ListenRange::new(prefix("::1/128"), PeerAsMatch::External);
+    range.password = Some("v6-secret".into());
+    let mut config = BgpConfig::new(ROUTER_AS, Ipv4Addr::new(10, 255, 0, 1));
+    config.listen = vec!["[::1]:0".parse().unwrap()];
+    config.listen_ranges = vec![range];
+    let (router, rx) =
+        BgpInstance::start(config).unwrap_or_else(|e| panic!("the router cannot start: {e}"));
+    let mut events = Events::new(rx);
+    let mut sp = speaker("::1", router.listen_addrs()[0]);
+    sp.password = Some("v6-secret".into());
+    let sp = spawn(sp);
+    sp.announce(prefix("2001:db8:1::/64"), vec![Community::NO_EXPORT]);
+    let key = events.established(ip("::1"), secs(5)).await;
+    let ev = events
+        .expect(secs(5), "the IPv6 UPDATE", |e| {
+            e.peer == key && matches!(e.kind, SessionEventKind::Update(_))
+        })
+        .await;
+    let SessionEventKind::Update(d) = ev.kind else {
+        unreachable!()
+    };
+    let reach = d.update.mp_reach.as_ref().expect("MP_REACH_NLRI");
+    assert_eq!(reach.next_hop.global, ip("::1"));
+    assert_eq!(reach.nlri, vec![prefix("2001:db8:1::/64")]);
+    assert_eq!(d.update.attributes.communities, vec![Community::NO_EXPORT]);
+    sp.stop().await;
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn gtsm_admits_a_router_one_hop_away_and_drops_a_speaker_sending_ttl_64() {
+    let mut range = loopback_range();
+    range.hops = Hops::Gtsm(1);
+    let (router, mut events, addr) = router(vec![range]);
+    // The emulated speaker sends with the default TTL (64): after the
+    // handshake the kernel drops its segments.
+    let sp = spawn(speaker("127.0.0.40", addr));
+    // A router sending with TTL 255 gets in.
+    let mut a = BgpConfig::new(64540, Ipv4Addr::new(10, 255, 0, 41));
+    let mut n = NeighborConfig::new(addr.ip(), PeerAsMatch::Exact(ROUTER_AS));
+    n.port = addr.port();
+    n.source = Some(ip("127.0.0.41"));
+    n.hops = Hops::Gtsm(1);
+    n.timers = fast_timers();
+    a.neighbors.push(n);
+    let (a, _a_rx) = BgpInstance::start(a).unwrap();
+    events.established(ip("127.0.0.41"), secs(5)).await;
+    let other = events
+        .wait(secs(2), |e| {
+            e.peer.address == ip("127.0.0.40") && is_established(e)
+        })
+        .await;
+    assert!(other.is_none(), "a TTL 64 speaker passed GTSM: {other:?}");
+    // Every range of the listener asks for GTSM, so the listener itself
+    // drops the speaker's SYNs: no neighbour is even created.
+    let summary = router.snapshot().await.unwrap();
+    assert!(summary.neighbor(ip("127.0.0.40")).is_none(), "{summary:?}");
+    sp.stop().await;
+    a.shutdown().await;
     router.shutdown().await;
 }
