@@ -673,3 +673,37 @@ async fn gtsm_admits_a_router_one_hop_away_and_drops_a_speaker_sending_ttl_64() 
     a.shutdown().await;
     router.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_slow_rib_neither_blocks_commands_nor_loses_updates() {
+    let mut config = BgpConfig::new(ROUTER_AS, Ipv4Addr::new(10, 255, 0, 1));
+    config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    config.listen_ranges = vec![loopback_range()];
+    config.event_capacity = 1;
+    let (router, rx) = BgpInstance::start(config).unwrap();
+    let mut events = Events::new(rx);
+    let sp = spawn(speaker("127.0.0.50", router.listen_addrs()[0]));
+    for i in 0..50 {
+        sp.announce(prefix(&format!("203.0.113.{i}/32")), vec![]);
+    }
+    assert!(sp.established(secs(5)).await);
+    // Nobody reads the events for a while; the handle still answers.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let summary = tokio::time::timeout(secs(2), router.snapshot())
+        .await
+        .expect("the snapshot answers while the RIB is slow")
+        .unwrap();
+    assert_eq!(summary.neighbors.len(), 1);
+    let key = events.established(ip("127.0.0.50"), secs(5)).await;
+    for i in 0..50 {
+        let want = prefix(&format!("203.0.113.{i}/32"));
+        let ev = events
+            .expect(secs(5), &format!("the UPDATE for {want}"), |e| {
+                e.peer == key && matches!(&e.kind, SessionEventKind::Update(d) if d.announced().any(|p| p == want))
+            })
+            .await;
+        assert_eq!(ev.peer, key);
+    }
+    sp.stop().await;
+    router.shutdown().await;
+}

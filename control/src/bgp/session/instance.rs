@@ -2,7 +2,7 @@
 //! I/O tasks report and the handle asks, fires their timers, and carries out
 //! their actions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,6 +28,8 @@ use super::{
     SessionError, SessionEvent, SessionEventKind,
 };
 
+/// News for the RIB queued beyond the channel before network input pauses.
+const MAX_PENDING: usize = 1024;
 /// Capacity of the channel from the I/O tasks to the instance.
 const IO_CHANNEL: usize = 1024;
 /// How long shutdown waits for connections to flush their Cease.
@@ -69,6 +71,7 @@ pub(crate) fn spawn(
         tasks: JoinSet::new(),
         refused: RefusedCounts::default(),
         collisions: 0,
+        pending: VecDeque::new(),
         config,
     };
     instance.start_configured();
@@ -151,6 +154,8 @@ struct Instance {
     tasks: JoinSet<()>,
     refused: RefusedCounts,
     collisions: u64,
+    /// News for the RIB not yet in the channel.
+    pending: VecDeque<SessionEvent>,
 }
 
 /// IPv4-mapped IPv6 addresses as IPv4, so a peer has one key.
@@ -215,6 +220,7 @@ impl Instance {
         mut commands: mpsc::Receiver<Command>,
         mut listeners: JoinSet<()>,
     ) {
+        let events = self.events.clone();
         loop {
             let deadline = self.next_deadline().map(|d| self.start + d);
             let sleep = async {
@@ -223,16 +229,29 @@ impl Instance {
                     None => std::future::pending().await,
                 }
             };
+            // A slow RIB holds back network input only: timers (our
+            // keepalives) and commands go on, so a RIB task that calls the
+            // handle while the channel is full cannot deadlock with us.
+            let reading = self.pending.len() < MAX_PENDING;
             tokio::select! {
-                ev = io.recv() => match ev {
-                    Some(ev) => self.io_event(ev).await,
+                permit = events.reserve(), if !self.pending.is_empty() => match permit {
+                    Ok(permit) => {
+                        if let Some(ev) = self.pending.pop_front() {
+                            permit.send(ev);
+                        }
+                    }
+                    // Nobody listens any more; the sessions run on.
+                    Err(_) => self.pending.clear(),
+                },
+                ev = io.recv(), if reading => match ev {
+                    Some(ev) => self.io_event(ev),
                     None => break,
                 },
                 cmd = commands.recv() => match cmd {
                     Some(Command::Shutdown) | None => break,
-                    Some(cmd) => self.command(cmd).await,
+                    Some(cmd) => self.command(cmd),
                 },
-                () = sleep => self.fire_timers().await,
+                () = sleep => self.fire_timers(),
                 Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
             }
         }
@@ -254,7 +273,7 @@ impl Instance {
             .min()
     }
 
-    async fn fire_timers(&mut self) {
+    fn fire_timers(&mut self) {
         let now = self.now();
         let due: Vec<IpAddr> = self
             .peers
@@ -281,20 +300,17 @@ impl Instance {
                 }
             }
             out.extend(self.settle(addr));
-            self.emit(out).await;
+            self.emit(out);
         }
     }
 
-    async fn emit(&mut self, events: Vec<SessionEvent>) {
-        for ev in events {
-            if self.events.send(ev).await.is_err() {
-                // Nobody listens any more; the sessions run on regardless.
-                break;
-            }
-        }
+    /// Queue news for the RIB; the run loop hands it over as the channel
+    /// has room.
+    fn emit(&mut self, events: Vec<SessionEvent>) {
+        self.pending.extend(events);
     }
 
-    async fn io_event(&mut self, ev: IoEvent) {
+    fn io_event(&mut self, ev: IoEvent) {
         let out = match ev {
             IoEvent::Accepted { stream, remote } => self.accepted(stream, remote),
             IoEvent::Dialled { peer, dial, result } => self.dialled(peer, dial, result),
@@ -312,7 +328,7 @@ impl Instance {
                 out
             }
         };
-        self.emit(out).await;
+        self.emit(out);
     }
 
     /// Feed an event from connection `conn` to the FSM that owns it.
@@ -571,7 +587,7 @@ impl Instance {
     /// Carry out one FSM's actions; returns the news for the RIB.
     fn apply(&mut self, addr: IpAddr, role: Role, actions: Vec<Action>) -> Vec<SessionEvent> {
         let mut out = Vec::new();
-        let mut queue: std::collections::VecDeque<Action> = actions.into();
+        let mut queue: VecDeque<Action> = actions.into();
         let now = self.now();
         // Frame with the negotiated size as soon as it is known.
         if let Some(p) = self.peers.get(&addr) {
@@ -826,7 +842,7 @@ impl Instance {
             .ok_or(SessionError::UnknownPeer(key))
     }
 
-    async fn command(&mut self, cmd: Command) {
+    fn command(&mut self, cmd: Command) {
         let now = self.now();
         match cmd {
             Command::SendUpdate {
@@ -849,7 +865,7 @@ impl Instance {
                     },
                     now,
                 );
-                self.finish_command(out, reply).await;
+                self.finish_command(out, reply);
             }
             Command::MaxPrefix {
                 peer,
@@ -867,11 +883,11 @@ impl Instance {
                     },
                     now,
                 );
-                self.finish_command(out, reply).await;
+                self.finish_command(out, reply);
             }
             Command::BfdDown { peer, reply } => {
                 let out = self.event_for(peer, Event::BfdDown, now);
-                self.finish_command(out, reply).await;
+                self.finish_command(out, reply);
             }
             Command::Snapshot { reply } => {
                 let _ = reply.send(self.summary(now));
@@ -880,7 +896,7 @@ impl Instance {
         }
     }
 
-    async fn finish_command(
+    fn finish_command(
         &mut self,
         out: Result<Vec<SessionEvent>, SessionError>,
         reply: tokio::sync::oneshot::Sender<Result<(), SessionError>>,
@@ -888,7 +904,7 @@ impl Instance {
         match out {
             Ok(events) => {
                 let _ = reply.send(Ok(()));
-                self.emit(events).await;
+                self.emit(events);
             }
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -999,7 +1015,8 @@ impl Instance {
             }
         }
         // The RIB may not be reading any more: do not wait for it.
-        for ev in out {
+        self.pending.extend(out);
+        for ev in self.pending.drain(..) {
             let _ = self.events.try_send(ev);
         }
         for (_, c) in self.conns.drain() {

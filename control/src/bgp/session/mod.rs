@@ -28,6 +28,11 @@
 //!   sleeps until the earliest [`next_deadline`](crate::bgp::fsm::Fsm::next_deadline)
 //!   of all of them and polls the ones due; time is a monotonic
 //!   [`Duration`] since the instance started.
+//! - News for the RIB waits in a queue inside the instance until the
+//!   bounded channel has room; while that queue is long, the instance stops
+//!   reading from connections (TCP pushes back on the speakers) but keeps
+//!   firing timers and answering the handle, so a slow RIB neither drops
+//!   sessions nor deadlocks when it calls the handle.
 //! - Connection tasks frame with the negotiated maximum message length (a
 //!   shared atomic the instance raises once Extended Message is
 //!   negotiated) and never decide anything.
