@@ -262,8 +262,9 @@ pub(crate) enum Command {
     Shutdown,
 }
 
-/// A running BGP instance: the handle to command it. Dropping it does not
-/// stop the tasks; call [`BgpInstance::shutdown`].
+/// A running BGP instance: the handle to command it. Dropping it stops the
+/// instance without waiting; [`BgpInstance::shutdown`] also waits until
+/// every task has ended.
 #[derive(Debug)]
 pub struct BgpInstance {
     commands: mpsc::Sender<Command>,

@@ -253,6 +253,21 @@ mod tests {
     }
 
     #[test]
+    fn a_kernel_without_tcp_md5_is_named_in_the_error() {
+        let e = error(
+            "TCP_MD5SIG",
+            "192.0.2.1".into(),
+            io::Error::from_raw_os_error(libc::ENOPROTOOPT),
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with("cannot set TCP_MD5SIG for 192.0.2.1: "),
+            "{text}"
+        );
+        assert!(text.contains("CONFIG_TCP_MD5SIG"), "{text}");
+    }
+
+    #[test]
     fn gtsm_sends_255_and_accepts_within_the_hop_count() {
         assert_eq!(Hops::Gtsm(1).outgoing_ttl(false), 255);
         assert_eq!(Hops::Gtsm(1).min_ttl(), Some(255));
