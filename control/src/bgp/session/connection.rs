@@ -20,6 +20,10 @@ use super::sockopt::{apply_hops, set_md5_key, Hops};
 /// the kernel closes with FIN rather than RST.
 const LINGER: Duration = Duration::from_secs(1);
 
+/// Longest a single message may take to write before the peer is taken
+/// for dead (its receive window stayed shut).
+const WRITE_STALL: Duration = Duration::from_secs(60);
+
 /// Identifies one TCP connection within the instance.
 pub(crate) type ConnId = u64;
 
@@ -91,10 +95,13 @@ pub(crate) async fn run(
             biased;
             out = outbox.recv() => match out {
                 Some(Outgoing::Bytes(bytes)) => {
-                    if let Err(e) = stream.write_all(&bytes).await {
-                        let _ = io.send(IoEvent::Closed { conn, error: Some(e.to_string()) }).await;
-                        return;
-                    }
+                    let error = match tokio::time::timeout(WRITE_STALL, stream.write_all(&bytes)).await {
+                        Ok(Ok(())) => continue,
+                        Ok(Err(e)) => e.to_string(),
+                        Err(_) => format!("the peer read nothing for {WRITE_STALL:?}"),
+                    };
+                    let _ = io.send(IoEvent::Closed { conn, error: Some(error) }).await;
+                    return;
                 }
                 Some(Outgoing::Close) | None => {
                     close_gracefully(stream).await;

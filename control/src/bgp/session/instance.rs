@@ -338,6 +338,7 @@ impl Instance {
         };
         let now = self.now();
         let Some(p) = self.peers.get_mut(&addr) else {
+            self.close(Some(conn));
             return Vec::new();
         };
         let mut out = if p.conn == Some(conn) {
@@ -347,6 +348,8 @@ impl Instance {
             let actions = second.handle(event, now);
             self.apply(addr, Role::Second, actions)
         } else {
+            // Nobody owns it any more (never expected): close it.
+            self.close(Some(conn));
             Vec::new()
         };
         out.extend(self.settle(addr));
