@@ -15,7 +15,7 @@ use control::bgp::session::{
 use control::bgp::speaker::{spawn, SpeakerConfig, SpeakerHandle, SpeakerState};
 use control::bgp::wire::attrs::{AsPath, Community, Origin};
 use control::bgp::wire::update::MpNextHop;
-use control::bgp::wire::{AfiSafi, Outcome};
+use control::bgp::wire::{frame, AfiSafi, Message, Outcome, MAX_EXTENDED_MESSAGE_LEN};
 use dataplane::fib::table::Prefix;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -706,4 +706,185 @@ async fn a_slow_rib_neither_blocks_commands_nor_loses_updates() {
     }
     sp.stop().await;
     router.shutdown().await;
+}
+
+/// A BGP speaker scripted by hand, message by message.
+struct RawPeer {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawPeer {
+    async fn dial(source: &str, to: SocketAddr) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(ip(source), 0)).unwrap();
+        Self {
+            stream: socket.connect(to).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, m: &Message) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(&m.encode().unwrap()).await.unwrap();
+    }
+
+    /// The next message, or `None` once the router closed.
+    async fn recv(&mut self) -> Option<Message> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if let Some((m, used)) = frame(&self.buf, MAX_EXTENDED_MESSAGE_LEN).unwrap() {
+                self.buf.drain(..used);
+                return Some(m);
+            }
+            let read = tokio::time::timeout(secs(5), self.stream.read_buf(&mut self.buf))
+                .await
+                .expect("the router said something within 5 s");
+            if read.unwrap_or(0) == 0 {
+                return None;
+            }
+        }
+    }
+}
+
+fn raw_open(asn: u32, id: Ipv4Addr) -> Message {
+    Message::Open(
+        SpeakerConfig::new(
+            asn,
+            ROUTER_AS,
+            IpAddr::V4(id),
+            "127.0.0.1:179".parse().unwrap(),
+        )
+        .open(),
+    )
+}
+
+#[tokio::test]
+async fn an_update_whose_routes_cannot_be_located_resets_the_session() {
+    let (router, mut events, addr) = router(vec![loopback_range()]);
+    let mut peer = RawPeer::dial("127.0.0.60", addr).await;
+    peer.send(&raw_open(SPEAKER_AS, Ipv4Addr::new(127, 0, 0, 60)))
+        .await;
+    assert!(matches!(peer.recv().await, Some(Message::Open(_))));
+    assert_eq!(peer.recv().await, Some(Message::Keepalive));
+    peer.send(&Message::Keepalive).await;
+    let key = events.established(ip("127.0.0.60"), secs(5)).await;
+    // No withdrawn routes, no attributes, an NLRI of length 33.
+    peer.send(&Message::Update(vec![0, 0, 0, 0, 33, 10, 0, 0, 1, 1]))
+        .await;
+    let ev = events.expect(secs(5), "Down", |e| e.peer == key).await;
+    let SessionEventKind::Down {
+        reason: DownReason::NotificationSent(n),
+        ..
+    } = ev.kind
+    else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(n.code, 3, "UPDATE Message Error: {n}");
+    assert_eq!(peer.recv().await, Some(Message::Notification(n)));
+    assert_eq!(peer.recv().await, None, "then the router closes");
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_connection_that_is_not_bgp_is_answered_and_closed() {
+    let (router, _events, addr) = router(vec![loopback_range()]);
+    let mut peer = RawPeer::dial("127.0.0.62", addr).await;
+    assert!(matches!(peer.recv().await, Some(Message::Open(_))));
+    {
+        use tokio::io::AsyncWriteExt;
+        peer.stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+    }
+    let Some(Message::Notification(n)) = peer.recv().await else {
+        panic!("expected a NOTIFICATION")
+    };
+    assert_eq!(
+        (n.code, n.subcode),
+        (1, 1),
+        "Connection Not Synchronized: {n}"
+    );
+    assert_eq!(peer.recv().await, None);
+    let summary = router.snapshot().await.unwrap();
+    assert!(summary.neighbor(ip("127.0.0.62")).is_none(), "forgotten");
+    router.shutdown().await;
+}
+
+/// Router A dials the scripted peer and the peer dials A at the same time;
+/// the higher BGP Identifier's own connection must survive.
+async fn collide(peer_id: Ipv4Addr) {
+    let peer_addr = "127.0.0.61";
+    let peer_listener = tokio::net::TcpListener::bind((ip(peer_addr), 0))
+        .await
+        .unwrap();
+    let router_id = Ipv4Addr::new(10, 255, 0, 1);
+    let mut config = BgpConfig::new(ROUTER_AS, router_id);
+    config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    let mut n = NeighborConfig::new(ip(peer_addr), PeerAsMatch::Exact(SPEAKER_AS));
+    n.port = peer_listener.local_addr().unwrap().port();
+    n.timers = fast_timers();
+    config.neighbors.push(n);
+    let (router, rx) = BgpInstance::start(config).unwrap();
+    let mut events = Events::new(rx);
+    let addr = router.listen_addrs()[0];
+
+    // The router's dial (outbound for it), in OpenSent.
+    let (stream, _) = tokio::time::timeout(secs(5), peer_listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ours = RawPeer {
+        stream,
+        buf: Vec::new(),
+    };
+    assert!(matches!(ours.recv().await, Some(Message::Open(_))));
+    // The peer's own dial (inbound for the router), with its OPEN.
+    let mut theirs = RawPeer::dial(peer_addr, addr).await;
+    theirs.send(&raw_open(SPEAKER_AS, peer_id)).await;
+    assert!(matches!(theirs.recv().await, Some(Message::Open(_))));
+    assert_eq!(theirs.recv().await, Some(Message::Keepalive));
+
+    let peer_wins = peer_id > router_id;
+    let (mut kept, mut dumped) = if peer_wins {
+        (theirs, ours)
+    } else {
+        (ours, theirs)
+    };
+    let cease = loop {
+        match dumped.recv().await {
+            Some(Message::Notification(n)) => break n,
+            Some(_) => continue,
+            None => panic!("closed without a Cease"),
+        }
+    };
+    assert_eq!((cease.code, cease.subcode), (6, 7), "{cease}");
+    if !peer_wins {
+        kept.send(&raw_open(SPEAKER_AS, peer_id)).await;
+        assert_eq!(kept.recv().await, Some(Message::Keepalive));
+    }
+    kept.send(&Message::Keepalive).await;
+    let key = events.established(ip(peer_addr), secs(5)).await;
+    let summary = router.snapshot().await.unwrap();
+    let n = summary.neighbor(ip(peer_addr)).unwrap();
+    assert_eq!(n.state, State::Established);
+    assert_eq!(summary.collisions, 1);
+    // The kept connection carries the session.
+    kept.send(&Message::Keepalive).await;
+    let later = events
+        .wait(Duration::from_millis(500), |e| e.peer == key)
+        .await;
+    assert!(later.is_none(), "{later:?}");
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_collision_keeps_the_peer_connection_when_its_identifier_is_higher() {
+    collide(Ipv4Addr::new(10, 255, 0, 200)).await;
+}
+
+#[tokio::test]
+async fn a_collision_keeps_our_connection_when_our_identifier_is_higher() {
+    collide(Ipv4Addr::new(10, 0, 0, 1)).await;
 }
