@@ -755,23 +755,23 @@ impl Instance {
         let Some(p) = self.peers.get_mut(&addr) else {
             return out;
         };
-        let Some((second, second_conn)) = p.collision.as_ref() else {
+        let Some((second, _)) = p.collision.as_ref() else {
             return out;
         };
-        let second_conn = *second_conn;
         // The peer's own connection is gone: the new one simply takes over.
+        // If it cannot (the peer was stopped or held down meanwhile), the
+        // new one is dropped once its OPEN has come.
         if p.conn.is_none() && !p.fsm.state().has_connection() {
-            if let Some((second, _)) = p.collision.take() {
-                if p.fsm.take_connection_from(second.clone(), now) {
-                    p.conn = Some(second_conn);
-                    return out;
-                }
-                if second.peer_open().is_none() {
-                    // Not decidable yet: keep running it.
-                    p.collision = Some((second, second_conn));
-                    return out;
-                }
-                p.collision = Some((second, second_conn));
+            let Some((second, conn)) = p.collision.take() else {
+                return out;
+            };
+            if p.fsm.take_connection_from(second.clone(), now) {
+                p.conn = Some(conn);
+                return out;
+            }
+            let decidable = second.peer_open().is_some();
+            p.collision = Some((second, conn));
+            if decidable {
                 out.extend(self.dump(addr, Role::Second, now));
             }
             return out;
@@ -781,7 +781,8 @@ impl Instance {
         };
         let second_dir = second.connection().unwrap_or(Direction::Inbound);
         let keep = match p.fsm.connection() {
-            // Both inbound: the peer gave up on the older one.
+            // One each way: RFC 4271 6.8. The same way twice (the peer
+            // dialled again): it gave up on the older one, keep the newer.
             Some(main_dir) if main_dir != second_dir => {
                 resolve_collision(
                     u32::from(self.config.router_id),
