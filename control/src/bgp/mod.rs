@@ -8,4 +8,6 @@
 #![warn(missing_docs)]
 
 pub mod fsm;
+pub mod session;
+pub mod speaker;
 pub mod wire;
