@@ -5,7 +5,8 @@
 //!   UPDATE with every path attribute and RFC 7606 error handling,
 //!   NOTIFICATION, KEEPALIVE, ROUTE-REFRESH.
 //! - [`bgp::fsm`]: the RFC 4271 session state machine as a pure function of
-//!   events and time.
+//!   events and time; [`bgp::session`] drives it over TCP;
+//!   [`bgp::speaker`] emulates a MetalLB native speaker.
 //! - [`bfd`]: RFC 5880/5881 packets, sessions and a UDP runner.
 //! - [`api`]: the management HTTP/JSON API and the views it returns.
 //! - [`rib`]: Adj-RIBs-In, the decision process with multipath, import

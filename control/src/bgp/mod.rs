@@ -4,7 +4,10 @@
 //! every message type; UPDATE bodies are framed raw and decoded with the
 //! session's negotiated context by [`wire::decode_update`]. [`fsm`] is the
 //! session state machine (RFC 4271 section 8) as a pure function of events
-//! and time; the tasks that drive it over TCP come next.
+//! and time. [`session`] is the tokio glue around it: listeners with dynamic
+//! neighbours from prefix ranges, outbound dials, TCP MD5 and GTSM, one
+//! instance task owning every FSM. [`speaker`] is an in-process emulated
+//! MetalLB native speaker for tests and the demo.
 #![warn(missing_docs)]
 
 pub mod fsm;
