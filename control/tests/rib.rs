@@ -725,6 +725,15 @@ fn unusable_next_hop_keeps_the_path_out() {
         .all(|p| p.filtered == Some(FilterReason::NoNexthop)));
 }
 
+#[test]
+fn loopback_next_hops_of_lab_speakers_are_usable() {
+    // The demo's speakers run on 127.0.0.x: their routes must be installed.
+    let mut rib = three_speakers();
+    send(&mut rib, 1, &announce(attrs(&[64513], "127.0.0.2"), &[P]));
+    let out = rib.take_output();
+    assert_eq!(out.fib.len(), 1, "{out:?}");
+}
+
 // ----- Multipath -------------------------------------------------------------
 
 fn speakers_in_own_ases(config: RibConfig, n: u32) -> Rib {

@@ -199,7 +199,7 @@ pub enum FilterReason {
     Denied,
     /// The AS_PATH holds our own AS (RFC 4271 9.1.2).
     AsLoop,
-    /// No usable next hop (unspecified, loopback, multicast, or an IPv6
+    /// No usable next hop (unspecified, multicast, or an IPv6
     /// link-local one without a link-local alternative).
     NoNexthop,
     /// The peer was over its prefix limit when the path arrived.
@@ -295,16 +295,18 @@ impl ForwardingPolicies {
 }
 
 /// Whether an address can be a forwarding next hop: not unspecified,
-/// loopback, multicast or broadcast, and for IPv6 not link-local (those are
-/// handled separately).
+/// multicast or broadcast, and for IPv6 not link-local (those are handled
+/// separately). Loopback addresses are usable: on a lab router whose
+/// speakers run on 127.0.0.x (the demo, the loopback tests) they name the
+/// nodes, and the in-memory data plane resolves them like any other.
 pub(crate) fn usable_nexthop(addr: IpAddr) -> bool {
     match addr {
         IpAddr::V4(a) => {
-            !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast())
+            !(a.is_unspecified() || a.is_multicast() || a.is_broadcast())
         }
         IpAddr::V6(a) => {
             let link_local = (a.segments()[0] & 0xffc0) == 0xfe80;
-            !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || link_local)
+            !(a.is_unspecified() || a.is_multicast() || link_local)
         }
     }
 }
