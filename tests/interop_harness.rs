@@ -53,13 +53,21 @@ fn reference_router(
     Frr::start_router(&r.ns, cfg, 16).unwrap_or_else(|e| panic!("reference router: {e}"))
 }
 
-/// A node speaker's configuration: one IPv4 session to the router, announcing `services`.
-fn node_config(topo: &Topology, i: usize, services: &[Prefix], password: &str) -> SpeakerConfig {
+/// A node speaker's configuration: one IPv4 session to the router, announcing `services`
+/// (each also put on the node's `lo`).
+fn node_config(
+    topo: &Topology,
+    i: usize,
+    services: &[Prefix],
+    password: Option<&str>,
+) -> SpeakerConfig {
     let node = &topo.nodes[i];
+    let mut session = Neighbor::new(topo.router.v4.into(), ROUTER_AS);
+    session.password = password.map(str::to_string);
     let mut cfg = SpeakerConfig::new(NODE_AS, node.v4)
         .hostname(&format!("node{}", node.index))
         .local_v6(node.v6)
-        .neighbor(Neighbor::new(topo.router.v4.into(), ROUTER_AS).password(password));
+        .neighbor(session);
     for s in services {
         node.add_service_ip(s.addr).expect("service IP on lo");
         cfg = cfg.announce(*s);
@@ -93,22 +101,22 @@ fn every_speaker_establishes_with_the_reference_router_and_joins_its_multipath_r
 
     let frr = Frr::start_node(
         &topo.nodes[0].ns,
-        node_config(&topo, 0, &[shared, own(0)], PASSWORD),
+        node_config(&topo, 0, &[shared, own(0)], Some(PASSWORD)),
     )
     .unwrap_or_else(|e| panic!("frr node: {e}"));
     let bird = Bird::start(
         &topo.nodes[1].ns,
-        node_config(&topo, 1, &[shared, own(1)], PASSWORD),
+        node_config(&topo, 1, &[shared, own(1)], Some(PASSWORD)),
     )
     .unwrap_or_else(|e| panic!("bird node: {e}"));
     let gobgp = Gobgp::start(
         &topo.nodes[2].ns,
-        node_config(&topo, 2, &[shared, own(2)], PASSWORD),
+        node_config(&topo, 2, &[shared, own(2)], Some(PASSWORD)),
     )
     .unwrap_or_else(|e| panic!("gobgp node: {e}"));
     let exabgp = Exabgp::start(
         &topo.nodes[3].ns,
-        node_config(&topo, 3, &[shared, own(3)], PASSWORD),
+        node_config(&topo, 3, &[shared, own(3)], Some(PASSWORD)),
     )
     .unwrap_or_else(|e| panic!("exabgp node: {e}"));
     let speakers: [&dyn Speaker; 4] = [&frr, &bird, &gobgp, &exabgp];
@@ -162,7 +170,7 @@ fn three_metallb_frr_nodes_give_the_router_multipath_routes_over_ipv4_and_ipv6()
     let router = reference_router(&topo, true, |n| n.password(PASSWORD), None);
     let nodes: Vec<Frr> = (0..3)
         .map(|i| {
-            let mut cfg = node_config(&topo, i, &[v4, v6], PASSWORD);
+            let mut cfg = node_config(&topo, i, &[v4, v6], Some(PASSWORD));
             cfg.neighbors[0] = cfg.neighbors[0].clone().graceful_restart();
             cfg = cfg.neighbor(
                 Neighbor::new(topo.router.v6.into(), ROUTER_AS)
@@ -216,19 +224,22 @@ fn a_wrong_md5_password_keeps_only_that_session_down() {
     let topo = topology(2);
     let svc = service("192.168.100.10/32");
     let router = reference_router(&topo, false, |n| n.password(PASSWORD), None);
-    let good = Bird::start(&topo.nodes[0].ns, node_config(&topo, 0, &[svc], PASSWORD))
-        .unwrap_or_else(|e| panic!("bird node: {e}"));
+    let good = Bird::start(
+        &topo.nodes[0].ns,
+        node_config(&topo, 0, &[svc], Some(PASSWORD)),
+    )
+    .unwrap_or_else(|e| panic!("bird node: {e}"));
     let bad = Frr::start_node(
         &topo.nodes[1].ns,
-        node_config(&topo, 1, &[svc], "not-the-password"),
+        node_config(&topo, 1, &[svc], Some("not-the-password")),
     )
     .unwrap_or_else(|e| panic!("frr node: {e}"));
 
     wait_established(&router, topo.nodes[0].v4.into(), SESSION_TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}\n{}", good.diagnostics()));
     wait_nexthops(&topo, &svc, 1, &[&router, &good, &bad]);
-    // Both sides retry every 5 s; over three hold times neither may get past TCP.
-    let watch = Duration::from_secs(3 * 9);
+    // Both sides retry every 5 s: over three attempts each, neither may get past TCP.
+    let watch = Duration::from_secs(3 * 5);
     let t = Instant::now();
     let bad_addr: IpAddr = topo.nodes[1].v4.into();
     while t.elapsed() < watch {
@@ -248,6 +259,10 @@ fn a_wrong_md5_password_keeps_only_that_session_down() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    // It is MD5 that keeps them apart: the kernels dropped segments with a wrong signature.
+    let md5_failures = topo.router.ns.tcp_ext_counter("TCPMD5Failure").unwrap()
+        + topo.nodes[1].ns.tcp_ext_counter("TCPMD5Failure").unwrap();
+    assert!(md5_failures > 0, "no TCP MD5 failures counted");
     let hops = topo.router.ns.route_nexthops(&svc).unwrap();
     assert_eq!(
         hops.len(),
@@ -259,4 +274,203 @@ fn a_wrong_md5_password_keeps_only_that_session_down() {
         "wrong password held down for {watch:?}; test took {:.1?}",
         start.elapsed()
     );
+}
+
+/// Adds an IPv6 session to the router, and graceful restart on every session.
+fn dual_stack_with_graceful_restart(topo: &Topology, mut cfg: SpeakerConfig) -> SpeakerConfig {
+    for n in &mut cfg.neighbors {
+        n.graceful_restart = true;
+    }
+    cfg.neighbor(
+        Neighbor::new(topo.router.v6.into(), ROUTER_AS)
+            .password(PASSWORD)
+            .graceful_restart(),
+    )
+}
+
+#[test]
+fn every_speaker_also_peers_over_ipv6_with_md5_and_graceful_restart() {
+    let start = Instant::now();
+    let topo = topology(4);
+    let v4 = service("192.168.100.10/32");
+    let v6 = service("fd00:100::10/128");
+    let router = reference_router(&topo, true, |n| n.password(PASSWORD), None);
+    let cfg = |i| {
+        dual_stack_with_graceful_restart(&topo, node_config(&topo, i, &[v4, v6], Some(PASSWORD)))
+    };
+    let frr = Frr::start_node(&topo.nodes[0].ns, cfg(0)).unwrap_or_else(|e| panic!("frr: {e}"));
+    let bird = Bird::start(&topo.nodes[1].ns, cfg(1)).unwrap_or_else(|e| panic!("bird: {e}"));
+    let gobgp = Gobgp::start(&topo.nodes[2].ns, cfg(2)).unwrap_or_else(|e| panic!("gobgp: {e}"));
+    let exabgp = Exabgp::start(&topo.nodes[3].ns, cfg(3)).unwrap_or_else(|e| panic!("exabgp: {e}"));
+    let speakers: [&dyn Speaker; 4] = [&frr, &bird, &gobgp, &exabgp];
+    for (speaker, node) in speakers.iter().zip(&topo.nodes) {
+        for (mine, theirs) in [
+            (IpAddr::from(topo.router.v4), IpAddr::from(node.v4)),
+            (topo.router.v6.into(), node.v6.into()),
+        ] {
+            wait_established(*speaker, mine, SESSION_TIMEOUT)
+                .unwrap_or_else(|e| panic!("{e}\n{}", router.diagnostics()));
+            testbed::wait_state(
+                &router,
+                theirs,
+                SESSION_TIMEOUT,
+                &[speaker.as_diagnose()],
+                |s| s == &SessionState::Established,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    let explain: [&dyn Diagnose; 5] = [&router, &frr, &bird, &gobgp, &exabgp];
+    wait_nexthops(&topo, &v4, 4, &explain);
+    wait_nexthops(&topo, &v6, 4, &explain);
+    // Every session negotiated graceful restart, as the router sees it.
+    for node in &topo.nodes {
+        for peer in [IpAddr::from(node.v4), node.v6.into()] {
+            let v = router
+                .vtysh_json(&format!("show bgp neighbors {peer} json"))
+                .unwrap();
+            let gr = &v[peer.to_string()]["neighborCapabilities"]["gracefulRestart"];
+            assert!(
+                gr.as_str()
+                    .is_some_and(|s| s.to_ascii_lowercase().contains("received")),
+                "{peer}: graceful restart capability not received: {gr}"
+            );
+        }
+    }
+    eprintln!(
+        "eight dual-stack sessions and v4+v6 multipath in {:.1?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn bfd_takes_a_node_out_of_the_multipath_route_long_before_the_hold_timer() {
+    let topo = topology(2);
+    let svc = service("192.168.100.10/32");
+    let profile = BfdProfile::new("metallb");
+    // Hold time 90 s: only BFD can take the node out within seconds.
+    let slow = |n: Neighbor| n.timers(30, 90).bfd_profile("metallb");
+    let router = reference_router(&topo, false, slow, Some(profile.clone()));
+    let nodes: Vec<Frr> = (0..2)
+        .map(|i| {
+            let mut cfg = node_config(&topo, i, &[svc], None).bfd(profile.clone());
+            cfg.neighbors[0] = slow(cfg.neighbors[0].clone());
+            Frr::start_node(&topo.nodes[i].ns, cfg).unwrap_or_else(|e| panic!("frr node: {e}"))
+        })
+        .collect();
+    let explain: [&dyn Diagnose; 3] = [&router, &nodes[0], &nodes[1]];
+    wait_nexthops(&topo, &svc, 2, &explain);
+    let cut = &topo.nodes[1];
+    let cut_addr: IpAddr = cut.v4.into();
+    wait_for(
+        "BFD up between the router and node 2",
+        SESSION_TIMEOUT,
+        &explain,
+        || Ok((router.bfd_status(cut_addr)?.as_deref() == Some("up")).then_some(())),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    cut.set_link(false).unwrap();
+    let t = Instant::now();
+    wait_nexthops(&topo, &svc, 1, &explain);
+    let withdrawn = t.elapsed();
+    let status = router.bfd_status(cut_addr).unwrap();
+    assert_eq!(status.as_deref(), Some("down"), "BFD status after the cut");
+    assert_ne!(router_state(&router, cut_addr), SessionState::Established);
+    assert!(
+        withdrawn < Duration::from_secs(5),
+        "BFD (300 ms x 3) should withdraw the node well before hold time 90 s; took {withdrawn:?}"
+    );
+
+    cut.set_link(true).unwrap();
+    wait_nexthops(&topo, &svc, 2, &explain);
+    eprintln!(
+        "BFD withdrew the cut node in {withdrawn:.1?}, it came back in {:.1?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn graceful_restart_keeps_the_route_while_bgpd_restarts() {
+    let topo = topology(2);
+    let svc = service("192.168.100.10/32");
+    let router = reference_router(&topo, false, |n| n.graceful_restart(), None);
+    let mut nodes: Vec<Frr> = (0..2)
+        .map(|i| {
+            let mut cfg = node_config(&topo, i, &[svc], None);
+            cfg.neighbors[0].graceful_restart = true;
+            Frr::start_node(&topo.nodes[i].ns, cfg).unwrap_or_else(|e| panic!("frr node: {e}"))
+        })
+        .collect();
+    wait_nexthops(&topo, &svc, 2, &[&router, &nodes[0], &nodes[1]]);
+    let restarting: IpAddr = topo.nodes[1].v4.into();
+
+    // bgpd dies without a NOTIFICATION and stays away for 4 s (under the 9 s hold time
+    // and the 120 s restart time): the router must keep the route, marked stale.
+    let t = Instant::now();
+    let ns = &topo.nodes[1].ns;
+    let (down_seen, fewest_nexthops) = std::thread::scope(|s| {
+        // Watches the router while bgpd is away: did the session drop, and what was the
+        // fewest nexthops the route had meanwhile?
+        let watcher = s.spawn(|| {
+            let (mut down_seen, mut fewest) = (false, usize::MAX);
+            while t.elapsed() < Duration::from_secs(4) {
+                if router.session_state(restarting).ok() != Some(SessionState::Established) {
+                    down_seen = true;
+                    let hops = topo.router.ns.route_nexthops(&svc).unwrap_or_default();
+                    fewest = fewest.min(hops.len());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (down_seen, fewest)
+        });
+        nodes[1]
+            .restart_bgpd(ns, Duration::from_secs(4))
+            .unwrap_or_else(|e| panic!("restarting bgpd: {e}"));
+        watcher.join().unwrap()
+    });
+    assert!(down_seen, "the router never saw the session go down");
+    assert_eq!(
+        fewest_nexthops, 2,
+        "the router dropped the restarting node's nexthop instead of keeping it stale"
+    );
+    wait_established(&router, restarting, SESSION_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", nodes[1].diagnostics()));
+    wait_nexthops(&topo, &svc, 2, &[&router, &nodes[1]]);
+    eprintln!("bgpd restarted and re-established in {:.1?}", t.elapsed());
+}
+
+#[test]
+fn a_panicking_test_leaves_no_namespace_daemon_or_directory_behind() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let outcome = std::thread::spawn(move || {
+        let topo = topology(1);
+        let frr = Frr::start_node(
+            &topo.nodes[0].ns,
+            node_config(&topo, 0, &[service("192.168.100.10/32")], None),
+        )
+        .unwrap_or_else(|e| panic!("frr node: {e}"));
+        let names = [topo.router.ns.name(), topo.nodes[0].ns.name()].map(str::to_string);
+        let pids = topo.nodes[0].ns.pids().unwrap();
+        tx.send((names, pids, frr.dir().to_path_buf())).unwrap();
+        panic!("deliberate panic: a test failing with its testbed up");
+    })
+    .join();
+    assert!(outcome.is_err(), "the thread was meant to panic");
+    let (names, pids, dir) = rx.recv().expect("the thread reported what it built");
+    assert!(pids.len() >= 2, "zebra and bgpd were running: {pids:?}");
+    let listed = testbed::run(std::process::Command::new("ip").args(["netns", "list"])).unwrap();
+    for n in &names {
+        assert!(
+            !listed.split_whitespace().any(|w| w == n),
+            "namespace {n} left behind"
+        );
+    }
+    for p in &pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{p}")).exists(),
+            "process {p} left running"
+        );
+    }
+    assert!(!dir.exists(), "{} left behind", dir.display());
 }

@@ -94,6 +94,16 @@ impl Netns {
         })
     }
 
+    /// A counter of the namespace's TCP stack from `/proc/net/netstat` (`TcpExt:` row),
+    /// e.g. `TCPMD5Failure` (segments dropped for a wrong MD5 signature).
+    pub fn tcp_ext_counter(&self, name: &str) -> Result<u64> {
+        let text = self.exec(&["cat", "/proc/net/netstat"])?;
+        parse_netstat(&text, "TcpExt", name).ok_or_else(|| Error::Parse {
+            what: format!("TcpExt {name} in {}", self.name),
+            detail: text,
+        })
+    }
+
     /// PIDs of every process whose network namespace is this one.
     pub fn pids(&self) -> Result<Vec<i32>> {
         let out = run(Command::new("ip").args(["netns", "pids", &self.name]))?;
@@ -102,6 +112,18 @@ impl Netns {
             .filter_map(|p| p.parse().ok())
             .collect())
     }
+}
+
+/// `/proc/net/netstat` pairs a header row and a value row per group.
+fn parse_netstat(text: &str, group: &str, name: &str) -> Option<u64> {
+    let prefix = format!("{group}:");
+    let mut rows = text.lines().filter(|l| l.starts_with(&prefix));
+    let names = rows.next()?.split_whitespace().skip(1);
+    let values = rows.next()?.split_whitespace().skip(1);
+    names
+        .zip(values)
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| v.parse().ok())
 }
 
 fn parse_route_nexthops(json: &str) -> Option<Vec<RouteNexthop>> {
@@ -168,5 +190,12 @@ mod tests {
         let single = r#"[{"dst":"192.168.100.10","nhid":9,"gateway":"10.10.0.11","dev":"br0","protocol":"bgp","metric":20,"flags":[]}]"#;
         assert_eq!(parse_route_nexthops(single).unwrap().len(), 1);
         assert_eq!(parse_route_nexthops("[]").unwrap().len(), 0);
+    }
+
+    #[test]
+    fn reads_a_tcp_ext_counter() {
+        let text = "TcpExt: SyncookiesSent TCPMD5NotFound TCPMD5Failure\nTcpExt: 0 1 7\nIpExt: InNoRoutes\nIpExt: 0\n";
+        assert_eq!(parse_netstat(text, "TcpExt", "TCPMD5Failure"), Some(7));
+        assert_eq!(parse_netstat(text, "TcpExt", "Nope"), None);
     }
 }
