@@ -408,7 +408,6 @@ fn graceful_restart_keeps_the_route_while_bgpd_restarts() {
     // bgpd dies without a NOTIFICATION and stays away for 4 s (under the 9 s hold time
     // and the 120 s restart time): the router must keep the route, marked stale.
     let t = Instant::now();
-    let ns = &topo.nodes[1].ns;
     let (down_seen, fewest_nexthops) = std::thread::scope(|s| {
         // Watches the router while bgpd is away: did the session drop, and what was the
         // fewest nexthops the route had meanwhile?
@@ -425,7 +424,7 @@ fn graceful_restart_keeps_the_route_while_bgpd_restarts() {
             (down_seen, fewest)
         });
         nodes[1]
-            .restart_bgpd(ns, Duration::from_secs(4))
+            .restart_bgpd(Duration::from_secs(4))
             .unwrap_or_else(|e| panic!("restarting bgpd: {e}"));
         watcher.join().unwrap()
     });
@@ -473,4 +472,29 @@ fn a_panicking_test_leaves_no_namespace_daemon_or_directory_behind() {
         );
     }
     assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+#[test]
+fn a_daemon_that_dies_fails_the_wait_at_once_with_its_config_and_output() {
+    let topo = topology(1);
+    // A quote in the password breaks bird.conf: BIRD refuses it and exits.
+    let cfg = node_config(&topo, 0, &[service("192.168.100.10/32")], Some("bro\"ken"));
+    let t = Instant::now();
+    let err = match Bird::start(&topo.nodes[0].ns, cfg) {
+        Ok(_) => panic!("BIRD accepted a broken configuration"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    for needle in [
+        "bird (pid",
+        "exited",
+        "---- bird.conf",
+        "password \"bro\"ken\"",
+    ] {
+        assert!(err.contains(needle), "{needle:?} missing from:\n{err}");
+    }
 }

@@ -8,7 +8,7 @@ use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::{io_err, Netns, Result};
+use crate::{io_err, tail, Error, Result};
 
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 
@@ -81,9 +81,10 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `argv` in `ns` with extra environment `env`, output to `output`.
+    /// Starts `argv` in the namespace called `ns` with extra environment `env`, output
+    /// to `output`.
     pub fn spawn(
-        ns: &Netns,
+        ns: &str,
         name: &str,
         argv: &[&str],
         env: &[(&str, &str)],
@@ -99,7 +100,7 @@ impl Daemon {
         let err = out
             .try_clone()
             .map_err(io_err(format!("opening {}", output.display())))?;
-        let mut cmd = ns.command(program);
+        let mut cmd = crate::netns::command_in(ns, program);
         cmd.args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -132,9 +133,25 @@ impl Daemon {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// The exit status if the daemon has exited, as text for diagnostics.
-    pub fn exit_status(&mut self) -> Option<String> {
-        self.child.try_wait().ok().flatten().map(|s| s.to_string())
+    /// Fails with [`Error::Exited`] (and the tail of the daemon's output) if the daemon
+    /// is no longer running. Reads `/proc`, so it needs no `&mut`: an exited child
+    /// stays a zombie until this guard reaps it.
+    pub fn ensure_running(&self) -> Result<()> {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.child.id()));
+        // The state follows the parenthesised command name: `pid (comm) S ...`.
+        let state = stat
+            .as_deref()
+            .ok()
+            .and_then(|s| s.rsplit_once(')'))
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        match state {
+            Some(s) if s != "Z" && s != "X" => Ok(()),
+            _ => Err(Error::Exited {
+                daemon: self.name.clone(),
+                pid: self.child.id(),
+                output: tail(&self.output, 30),
+            }),
+        }
     }
 
     /// Sends SIGTERM and waits up to `grace` for the daemon to exit, then SIGKILL.

@@ -59,13 +59,21 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("{daemon} (pid {pid}) exited; its last output:\n{output}")]
+    Exited {
+        daemon: String,
+        pid: u32,
+        output: String,
+    },
     #[error("{what}: could not understand {detail}")]
     Parse { what: String, detail: String },
-    #[error("timed out after {waited:.1?} waiting for {what}{last}\n{diagnostics}")]
-    Timeout {
+    /// A bounded wait ended without its condition: timed out, or a daemon it depends
+    /// on exited. Carries the configuration and logs of the daemons involved.
+    #[error("gave up after {waited:.1?} waiting for {what}: {reason}\n{diagnostics}")]
+    Wait {
         what: String,
         waited: Duration,
-        last: String,
+        reason: String,
         diagnostics: String,
     },
 }
@@ -140,8 +148,9 @@ pub trait Diagnose {
 }
 
 /// Polls `probe` every 200 ms until it returns `Some`, for at most `timeout`. Errors from
-/// the probe do not end the wait (a daemon may not be listening yet); the last one is
-/// reported with the timeout, followed by the diagnostics of `explain`.
+/// the probe do not end the wait (a daemon may not be listening yet), except
+/// [`Error::Exited`]: a daemon that died will not come back. The last error is reported
+/// with the timeout, followed by the diagnostics of `explain`.
 pub fn wait_for<T>(
     what: &str,
     timeout: Duration,
@@ -149,24 +158,30 @@ pub fn wait_for<T>(
     mut probe: impl FnMut() -> Result<Option<T>>,
 ) -> Result<T> {
     let start = Instant::now();
-    let mut last = String::new();
-    loop {
-        match probe() {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => last.clear(),
-            Err(e) => last = format!(" (last error: {e})"),
+    let give_up = |reason: String| {
+        let mut diagnostics = String::new();
+        for d in explain {
+            let _ = writeln!(diagnostics, "{}", d.diagnostics());
         }
+        Error::Wait {
+            what: what.to_string(),
+            waited: start.elapsed(),
+            reason,
+            diagnostics,
+        }
+    };
+    loop {
+        let last = match probe() {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => None,
+            Err(e @ Error::Exited { .. }) => return Err(give_up(e.to_string())),
+            Err(e) => Some(e),
+        };
         if start.elapsed() >= timeout {
-            let mut diagnostics = String::new();
-            for d in explain {
-                let _ = writeln!(diagnostics, "{}", d.diagnostics());
-            }
-            return Err(Error::Timeout {
-                what: what.to_string(),
-                waited: start.elapsed(),
-                last,
-                diagnostics,
-            });
+            return Err(give_up(match last {
+                Some(e) => format!("timed out; last error: {e}"),
+                None => "timed out".to_string(),
+            }));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -202,15 +217,15 @@ pub fn wait_state(
         Ok(accept(&seen).then_some(()))
     })
     .map_err(|e| match e {
-        Error::Timeout {
+        Error::Wait {
             what,
             waited,
-            last,
+            reason,
             diagnostics,
-        } => Error::Timeout {
-            what: format!("{what} (last state {seen:?})"),
+        } => Error::Wait {
+            what,
             waited,
-            last,
+            reason: format!("{reason}; last state {seen:?}"),
             diagnostics,
         },
         e => e,

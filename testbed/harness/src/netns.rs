@@ -45,9 +45,7 @@ impl Netns {
     /// A command that runs `program` inside the namespace (`ip netns exec` execs it, so
     /// the child's PID is the program's own).
     pub fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name, program]);
-        cmd
+        command_in(&self.name, program)
     }
 
     /// Runs `argv` inside the namespace and returns its stdout.
@@ -165,6 +163,13 @@ impl Drop for Netns {
             eprintln!("testbed: could not delete namespace {}: {e}", self.name);
         }
     }
+}
+
+/// A command that runs `program` inside the namespace called `ns`.
+pub(crate) fn command_in(ns: &str, program: &str) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, program]);
+    cmd
 }
 
 /// Creates a veth pair with one end in each namespace (`ip link add name A netns NS1 type

@@ -108,7 +108,7 @@ impl Bird {
         let conf = dir.write("bird.conf", &config)?;
         let (sock, pid) = (dir.join("bird.ctl"), dir.join("bird.pid"));
         let daemon = Daemon::spawn(
-            ns,
+            ns.name(),
             "bird",
             &[
                 "bird",
@@ -133,7 +133,10 @@ impl Bird {
             "bird to answer on its control socket",
             Duration::from_secs(10),
             &[&bird],
-            || Ok(bird.birdc(&["show", "status"]).is_ok().then_some(())),
+            || {
+                bird.daemon.ensure_running()?;
+                Ok(bird.birdc(&["show", "status"]).is_ok().then_some(()))
+            },
         )?;
         Ok(bird)
     }
@@ -180,6 +183,7 @@ impl Speaker for Bird {
     }
 
     fn session_state(&self, peer: IpAddr) -> Result<SessionState> {
+        self.daemon.ensure_running()?;
         let name = protocol_name(peer);
         let protocols = self.protocols()?;
         let p = protocols

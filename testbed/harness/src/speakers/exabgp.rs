@@ -8,12 +8,13 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::Value;
 
 use super::{SessionState, Speaker, SpeakerConfig};
 use crate::daemon::{Daemon, Workdir};
-use crate::{io_err, tail, Diagnose, Netns, Result};
+use crate::{io_err, tail, wait_for, Diagnose, Netns, Result};
 
 /// Renders exabgp.conf; `dir` holds the event recorder script.
 pub fn render(cfg: &SpeakerConfig, dir: &Path) -> String {
@@ -120,18 +121,33 @@ impl Exabgp {
         let env = environment(dir.path());
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let daemon = Daemon::spawn(
-            ns,
+            ns.name(),
             "exabgp",
             &["exabgp", conf.to_str().expect("temp paths are UTF-8")],
             &env,
             dir.join("exabgp.out"),
         )?;
-        Ok(Exabgp {
+        let exabgp = Exabgp {
             ns: ns.name().to_string(),
             config,
             daemon,
             dir,
-        })
+        };
+        // ExaBGP has no control socket; it says when it has taken its configuration.
+        let out = exabgp.dir.join("exabgp.out");
+        wait_for(
+            "exabgp to load its configuration",
+            Duration::from_secs(15),
+            &[&exabgp],
+            || {
+                exabgp.daemon.ensure_running()?;
+                let text = std::fs::read_to_string(&out).unwrap_or_default();
+                Ok(text
+                    .contains("loaded new configuration successfully")
+                    .then_some(()))
+            },
+        )?;
+        Ok(exabgp)
     }
 
     pub fn pid(&self) -> u32 {
@@ -164,6 +180,7 @@ impl Speaker for Exabgp {
     }
 
     fn session_state(&self, peer: IpAddr) -> Result<SessionState> {
+        self.daemon.ensure_running()?;
         let events = std::fs::read_to_string(self.dir.join("events.jsonl")).unwrap_or_default();
         Ok(match last_state(&events, peer).as_deref() {
             Some("up") => SessionState::Established,

@@ -228,28 +228,46 @@ impl Frr {
             zebra: None,
             dir,
         };
-        frr.zebra = Some(frr.spawn(ns, "zebra")?);
+        frr.zebra = Some(frr.spawn("zebra")?);
         let zserv = frr.dir.join("zserv.api");
         wait_for(
             "zebra to open its zserv socket",
             Duration::from_secs(10),
             &[&frr],
-            || Ok(zserv.exists().then_some(())),
+            || {
+                frr.ensure_running()?;
+                Ok(zserv.exists().then_some(()))
+            },
         )?;
         if frr.files.bfdd.is_some() {
-            frr.bfdd = Some(frr.spawn(ns, "bfdd")?);
+            frr.bfdd = Some(frr.spawn("bfdd")?);
         }
-        frr.bgpd = Some(frr.spawn(ns, "bgpd")?);
-        wait_for(
-            "bgpd to answer on its vty socket",
-            Duration::from_secs(10),
-            &[&frr],
-            || Ok(frr.vtysh("show bgp summary json").is_ok().then_some(())),
-        )?;
+        frr.bgpd = Some(frr.spawn("bgpd")?);
+        frr.wait_bgpd_vty()?;
         Ok(frr)
     }
 
-    fn spawn(&self, ns: &Netns, daemon: &str) -> Result<Daemon> {
+    fn wait_bgpd_vty(&self) -> Result<()> {
+        wait_for(
+            "bgpd to answer on its vty socket",
+            Duration::from_secs(10),
+            &[self],
+            || {
+                self.ensure_running()?;
+                Ok(self.vtysh("show bgp summary json").is_ok().then_some(()))
+            },
+        )
+    }
+
+    /// Fails with [`Error::Exited`] if one of the daemons this instance runs has exited.
+    pub fn ensure_running(&self) -> Result<()> {
+        for d in [&self.zebra, &self.bfdd, &self.bgpd].into_iter().flatten() {
+            d.ensure_running()?;
+        }
+        Ok(())
+    }
+
+    fn spawn(&self, daemon: &str) -> Result<Daemon> {
         let d = |n: &str| self.dir.join(n).display().to_string();
         let (conf, pid, zserv, vty) = (
             d(&format!("{daemon}.conf")),
@@ -280,7 +298,7 @@ impl Frr {
             argv.extend(["--bfdctl", bfdctl.as_str()]);
         }
         Daemon::spawn(
-            ns,
+            &self.ns,
             daemon,
             &argv,
             &[],
@@ -333,18 +351,13 @@ impl Frr {
     /// close, as after a crash, and keeps the routes as stale if it negotiated graceful
     /// restart), then starts it again. zebra keeps running, as in MetalLB's FRR
     /// container when bgpd restarts.
-    pub fn restart_bgpd(&mut self, ns: &Netns, down_for: Duration) -> Result<()> {
+    pub fn restart_bgpd(&mut self, down_for: Duration) -> Result<()> {
         if let Some(mut bgpd) = self.bgpd.take() {
             bgpd.kill();
         }
         std::thread::sleep(down_for);
-        self.bgpd = Some(self.spawn(ns, "bgpd")?);
-        wait_for(
-            "the restarted bgpd to answer on its vty socket",
-            Duration::from_secs(10),
-            &[&*self],
-            || Ok(self.vtysh("show bgp summary json").is_ok().then_some(())),
-        )
+        self.bgpd = Some(self.spawn("bgpd")?);
+        self.wait_bgpd_vty()
     }
 
     /// Stops every daemon cleanly (SIGTERM: bgpd sends Cease to its peers) and removes
@@ -414,6 +427,7 @@ impl Speaker for Frr {
     }
 
     fn session_state(&self, peer: IpAddr) -> Result<SessionState> {
+        self.ensure_running()?;
         let v = self.vtysh_json(&format!("show bgp neighbors {peer} json"))?;
         let state = v
             .get(peer.to_string())

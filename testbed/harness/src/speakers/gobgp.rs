@@ -105,7 +105,7 @@ impl Gobgp {
         let api_port = NEXT_API_PORT.fetch_add(1, Ordering::Relaxed);
         let api = format!("127.0.0.1:{api_port}");
         let daemon = Daemon::spawn(
-            ns,
+            ns.name(),
             "gobgpd",
             &[
                 "gobgpd",
@@ -134,7 +134,10 @@ impl Gobgp {
             "gobgpd to answer on its API port",
             Duration::from_secs(10),
             &[&gobgp],
-            || Ok(gobgp.cli(&["global"]).is_ok().then_some(())),
+            || {
+                gobgp.daemon.ensure_running()?;
+                Ok(gobgp.cli(&["global"]).is_ok().then_some(()))
+            },
         )?;
         for p in &cfg.announce {
             let args = add_path_args(&cfg, p);
@@ -148,17 +151,8 @@ impl Gobgp {
     pub fn cli(&self, args: &[&str]) -> Result<String> {
         let port = self.api_port.to_string();
         crate::run(
-            std::process::Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &self.ns,
-                    "gobgp",
-                    "-u",
-                    "127.0.0.1",
-                    "-p",
-                    &port,
-                ])
+            crate::netns::command_in(&self.ns, "gobgp")
+                .args(["-u", "127.0.0.1", "-p", &port])
                 .args(args),
         )
     }
@@ -222,6 +216,7 @@ impl Speaker for Gobgp {
     }
 
     fn session_state(&self, peer: IpAddr) -> Result<SessionState> {
+        self.daemon.ensure_running()?;
         let v = self.neighbor_json(peer)?;
         let v = v.as_array().and_then(|a| a.first()).unwrap_or(&v);
         let n = v
