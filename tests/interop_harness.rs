@@ -498,3 +498,94 @@ fn a_daemon_that_dies_fails_the_wait_at_once_with_its_config_and_output() {
         assert!(err.contains(needle), "{needle:?} missing from:\n{err}");
     }
 }
+
+#[test]
+fn a_client_behind_the_router_reaches_every_node_through_the_multipath_route() {
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let start = Instant::now();
+    let topo = Topology::with_client(3).unwrap_or_else(|e| panic!("cannot build the testbed: {e}"));
+    let svc = service("192.168.100.10/32");
+    let router = reference_router(&topo, false, |n| n, None);
+    topo.enable_router_forwarding().unwrap();
+    // Hash on the 5-tuple, so connections from one client spread over the nodes.
+    topo.router
+        .ns
+        .sysctl("net.ipv4.fib_multipath_hash_policy", "1")
+        .unwrap();
+    let nodes: Vec<Frr> = (0..3)
+        .map(|i| {
+            Frr::start_node(&topo.nodes[i].ns, node_config(&topo, i, &[svc], None))
+                .unwrap_or_else(|e| panic!("frr node: {e}"))
+        })
+        .collect();
+    let explain: Vec<&dyn Diagnose> = std::iter::once(&router as &dyn Diagnose)
+        .chain(nodes.iter().map(|n| n as &dyn Diagnose))
+        .collect();
+    wait_nexthops(&topo, &svc, 3, &explain);
+
+    // Each node answers on the service IP with its own index, as a pod behind it would.
+    let addr = SocketAddr::new(svc.addr, 8080);
+    let listeners: Vec<TcpListener> = topo
+        .nodes
+        .iter()
+        .map(|n| {
+            let l =
+                n.ns.in_namespace(|| TcpListener::bind(addr))
+                    .unwrap()
+                    .unwrap();
+            l.set_nonblocking(true).unwrap();
+            l
+        })
+        .collect();
+    let stop = AtomicBool::new(false);
+    let client = topo.client.as_ref().expect("built with a client");
+    let answers: Vec<u8> = std::thread::scope(|s| {
+        for (l, node) in listeners.iter().zip(&topo.nodes) {
+            let stop = &stop;
+            s.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match l.accept() {
+                        Ok((mut conn, _)) => {
+                            conn.set_nonblocking(false).unwrap();
+                            let _ = conn.write_all(&[node.index as u8]);
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(2))
+                        }
+                        Err(e) => panic!("accept on node {}: {e}", node.index),
+                    }
+                }
+            });
+        }
+        let answers = client.ns.in_namespace(|| {
+            (0..60)
+                .map(|_| {
+                    let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+                    c.set_read_timeout(Some(Duration::from_secs(3)))?;
+                    let mut who = [0u8];
+                    c.read_exact(&mut who)?;
+                    Ok(who[0])
+                })
+                .collect::<std::io::Result<Vec<u8>>>()
+        });
+        // Stop the servers before anything can panic, or the scope would wait forever.
+        stop.store(true, Ordering::Relaxed);
+        answers
+            .unwrap()
+            .unwrap_or_else(|e| panic!("client connection to {addr}: {e}"))
+    });
+    let per_node: Vec<usize> = (1..=3)
+        .map(|i| answers.iter().filter(|&&a| a == i).count())
+        .collect();
+    assert!(
+        per_node.iter().all(|&c| c > 0),
+        "every node should get some of 60 connections: {per_node:?}"
+    );
+    eprintln!(
+        "60 connections through the router spread {per_node:?} in {:.1?}",
+        start.elapsed()
+    );
+}

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 pub use netns::{veth, Netns, RouteNexthop};
 pub use prefix::Prefix;
 pub use speakers::{SessionState, Speaker};
-pub use topology::{Node, Router, Topology};
+pub use topology::{Client, Node, Router, Topology};
 
 /// How long a test waits for a BGP session to reach Established with the short timers
 /// the harness uses by default (connect retry 5 s).

@@ -102,6 +102,31 @@ impl Netns {
         })
     }
 
+    /// Runs `f` on a thread that has entered this namespace, and returns its result.
+    /// Sockets `f` creates belong to the namespace for their whole life, whichever
+    /// thread uses them later: a test can listen in a node and connect from a client
+    /// without a helper program.
+    pub fn in_namespace<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
+        let path = format!("/run/netns/{}", self.name);
+        let file = std::fs::File::open(&path).map_err(crate::io_err(format!("opening {path}")))?;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                use std::os::fd::AsRawFd;
+                // SAFETY: setns on a valid namespace fd changes only this thread's
+                // network namespace; the thread ends when `f` returns.
+                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(Error::Io {
+                        what: format!("entering {path}"),
+                        source: std::io::Error::last_os_error(),
+                    });
+                }
+                Ok(f())
+            })
+            .join()
+            .expect("a thread in the namespace panicked")
+        })
+    }
+
     /// PIDs of every process whose network namespace is this one.
     pub fn pids(&self) -> Result<Vec<i32>> {
         let out = run(Command::new("ip").args(["netns", "pids", &self.name]))?;

@@ -7,6 +7,11 @@
 //! A bridge keeps every node one hop away on a shared subnet like a real cluster, and
 //! still lets a test cut one node's link (either end of its veth) without touching the
 //! others. Service IPs go on the nodes' `lo` (there are no dummy interfaces here).
+//! Nodes route everything else via the router, as a cluster's default gateway.
+//!
+//! [`Topology::with_client`] adds a client namespace on its own link to the router
+//! (`up0` 10.20.0.1/24 and fd00:20::1/64 in the router, `eth0` 10.20.0.2 and fd00:20::2 in
+//! the client, default routes via the router), to send traffic to the service IPs.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -34,12 +39,24 @@ pub struct Node {
     pub v6: Ipv6Addr,
 }
 
+/// A namespace on the far side of the router, sending traffic to the service IPs.
+pub struct Client {
+    pub ns: Netns,
+    pub ifname: String,
+    /// The router's interface towards the client (`up0`).
+    pub router_port: String,
+    pub v4: Ipv4Addr,
+    pub v6: Ipv6Addr,
+}
+
 /// A router and its nodes. Dropping it deletes every namespace (and so every veth and
 /// bridge) after killing what still runs inside; drop the speakers first (declare them
 /// after the topology) so they stop cleanly.
 pub struct Topology {
     pub router: Router,
     pub nodes: Vec<Node>,
+    /// Present when built with [`Topology::with_client`].
+    pub client: Option<Client>,
 }
 
 /// The prefix length of the cluster subnet, IPv4 and IPv6.
@@ -68,6 +85,7 @@ impl Topology {
         let mut topo = Topology {
             router,
             nodes: Vec::with_capacity(nodes),
+            client: None,
         };
         for index in 1..=nodes {
             let node = Node {
@@ -93,8 +111,42 @@ impl Topology {
             node.ns
                 .add_addr(&node.ifname, node.v6.into(), SUBNET_V6_LEN)?;
             node.ns.set_link(&node.ifname, true)?;
+            default_routes(&node.ns, r.v4, r.v6)?;
             topo.nodes.push(node);
         }
+        Ok(topo)
+    }
+
+    /// Like [`Topology::new`], plus a client namespace behind the router.
+    pub fn with_client(nodes: usize) -> Result<Topology> {
+        let mut topo = Topology::new(nodes)?;
+        let client = Client {
+            ns: Netns::new()?,
+            ifname: "eth0".to_string(),
+            router_port: "up0".to_string(),
+            v4: Ipv4Addr::new(10, 20, 0, 2),
+            v6: "fd00:20::2".parse().expect("valid"),
+        };
+        quiet_ipv6(&client.ns)?;
+        let r = &topo.router;
+        veth(&r.ns, &client.router_port, &client.ns, &client.ifname)?;
+        r.ns.add_addr(
+            &client.router_port,
+            Ipv4Addr::new(10, 20, 0, 1).into(),
+            SUBNET_V4_LEN,
+        )?;
+        let router_up_v6: Ipv6Addr = "fd00:20::1".parse().expect("valid");
+        r.ns.add_addr(&client.router_port, router_up_v6.into(), SUBNET_V6_LEN)?;
+        r.ns.set_link(&client.router_port, true)?;
+        client
+            .ns
+            .add_addr(&client.ifname, client.v4.into(), SUBNET_V4_LEN)?;
+        client
+            .ns
+            .add_addr(&client.ifname, client.v6.into(), SUBNET_V6_LEN)?;
+        client.ns.set_link(&client.ifname, true)?;
+        default_routes(&client.ns, Ipv4Addr::new(10, 20, 0, 1), router_up_v6)?;
+        topo.client = Some(client);
         Ok(topo)
     }
 
@@ -104,6 +156,12 @@ impl Topology {
         self.router.ns.sysctl("net.ipv4.ip_forward", "1")?;
         self.router.ns.sysctl("net.ipv6.conf.all.forwarding", "1")
     }
+}
+
+fn default_routes(ns: &Netns, v4: Ipv4Addr, v6: Ipv6Addr) -> Result<()> {
+    ns.ip(&["-4", "route", "add", "default", "via", &v4.to_string()])?;
+    ns.ip(&["-6", "route", "add", "default", "via", &v6.to_string()])
+        .map(drop)
 }
 
 /// No duplicate address detection in the namespace, so addresses (link-local ones too)
