@@ -15,7 +15,7 @@ use testbed::speakers::exabgp::Exabgp;
 use testbed::speakers::frr::Frr;
 use testbed::speakers::gobgp::Gobgp;
 use testbed::speakers::{BfdProfile, Neighbor, SessionState, Speaker, SpeakerConfig};
-use testbed::{wait_established, wait_for, Diagnose, Prefix, Topology, SESSION_TIMEOUT};
+use testbed::{wait_established, wait_for, Diagnose, Prefix, PrefixExt, Topology, SESSION_TIMEOUT};
 
 const ROUTER_AS: u32 = 64500;
 const NODE_AS: u32 = 64512;
@@ -69,7 +69,7 @@ fn node_config(
         .local_v6(node.v6)
         .neighbor(session);
     for s in services {
-        node.add_service_ip(s.addr).expect("service IP on lo");
+        node.add_service_ip(s.addr()).expect("service IP on lo");
         cfg = cfg.announce(*s);
     }
     cfg
@@ -527,7 +527,7 @@ fn a_client_behind_the_router_reaches_every_node_through_the_multipath_route() {
     wait_nexthops(&topo, &svc, 3, &explain);
 
     // Each node answers on the service IP with its own index, as a pod behind it would.
-    let addr = SocketAddr::new(svc.addr, 8080);
+    let addr = SocketAddr::new(svc.addr(), 8080);
     let listeners: Vec<TcpListener> = topo
         .nodes
         .iter()

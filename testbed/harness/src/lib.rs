@@ -29,7 +29,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub use netns::{veth, Netns, RouteNexthop};
-pub use prefix::Prefix;
+pub use prefix::{Prefix, PrefixExt};
 pub use speakers::{SessionState, Speaker};
 pub use topology::{Client, Node, Router, Topology};
 

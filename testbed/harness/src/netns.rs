@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::{run, Error, Prefix, Result};
+use crate::{run, Error, Prefix, PrefixExt, Result};
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 

@@ -15,7 +15,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::{veth, Netns, Prefix, Result};
+use crate::{veth, Netns, Result};
 
 /// The router's side: a namespace with the bridge that joins every node.
 pub struct Router {
@@ -174,8 +174,8 @@ fn quiet_ipv6(ns: &Netns) -> Result<()> {
 impl Node {
     /// Puts a service IP on the node's `lo`, as kube-proxy (IPVS) or MetalLB users do.
     pub fn add_service_ip(&self, ip: IpAddr) -> Result<()> {
-        let p = Prefix::host(ip);
-        self.ns.add_addr("lo", p.addr, p.len)
+        let host_len = if ip.is_ipv4() { 32 } else { 128 };
+        self.ns.add_addr("lo", ip, host_len)
     }
 
     /// Cuts (false) or restores (true) the node's link at the node's end.

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::{Neighbor, SessionState, Speaker, SpeakerConfig};
 use crate::daemon::{Daemon, Workdir};
-use crate::{run, tail, wait_for, Diagnose, Error, Netns, Result};
+use crate::{run, tail, wait_for, Diagnose, Error, Netns, PrefixExt, Result};
 
 const FRR_BIN: &str = "/usr/lib/frr";
 

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{SessionState, Speaker, SpeakerConfig};
 use crate::daemon::{Daemon, Workdir};
-use crate::{tail, wait_for, Diagnose, Error, Netns, Prefix, Result};
+use crate::{tail, wait_for, Diagnose, Error, Netns, Prefix, PrefixExt, Result};
 
 static NEXT_API_PORT: AtomicU16 = AtomicU16::new(50051);
 

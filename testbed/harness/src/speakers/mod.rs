@@ -13,7 +13,7 @@ pub mod gobgp;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::{Diagnose, Prefix, Result};
+use crate::{Diagnose, Prefix, PrefixExt, Result};
 
 /// BGP FSM states as every speaker can report them.
 #[derive(Clone, Debug, PartialEq, Eq)]
