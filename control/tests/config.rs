@@ -6,10 +6,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
+use control::bgp::wire::attrs::PathAttributes;
 use control::bgp::wire::AfiSafi;
 use control::config::{
-    parse_asn, parse_duration, Action, Backend, BfdProfile, Community, Config, ConfigError,
-    ConfigErrors, LargeCommunity, PeerAs, PeerAsMatch, PrefixRange, Timers, Verdict,
+    parse_asn, parse_duration, prefix_range, Backend, BfdProfile, Community, Config, ConfigError,
+    ConfigErrors, LargeCommunity, PeerAs, PeerAsMatch, PolicyAction, Timers,
 };
 use dataplane::fib::table::{GroupPolicy, Prefix};
 use hashing::{Algorithm, HashFields, HashFunction};
@@ -132,12 +133,12 @@ fn the_example_file_parses_with_the_expected_values() {
     assert_eq!(up.session.timers, c.router.timers);
 
     let p = &c.policies["metallb-services"];
-    assert_eq!(p.accept.len(), 3);
+    assert_eq!(p.ranges.len(), 3);
     assert_eq!(p.rules.len(), 3);
-    assert_eq!(p.rules[0].action, Action::Deny);
-    assert_eq!(p.rules[1].set_local_pref, Some(150));
-    assert_eq!(p.default_action, Action::Accept);
-    assert!(c.policies["nothing"].accept.is_empty());
+    assert_eq!(p.rules[0].action, Some(PolicyAction::Deny));
+    assert_eq!(p.rules[1].action, Some(PolicyAction::SetLocalPref(150)));
+    assert_eq!(p.default_action, PolicyAction::Accept);
+    assert!(c.policies["nothing"].ranges.is_empty());
 
     assert_eq!(c.multipath.maximum_paths, 128);
     assert_eq!(c.forwarding.rules.len(), 3);
@@ -161,7 +162,7 @@ fn the_embedded_default_validates_and_needs_no_root() {
     assert_eq!(c.listen_ranges.len(), 1);
     assert_eq!(c.listen_ranges[0].prefix, pfx("127.0.0.0/8"));
     assert_eq!(c.listen_ranges[0].asn, PeerAsMatch::Any);
-    assert!(c.listen_ranges[0].asn.matches(64512, 4_200_000_000));
+    assert!(c.listen_ranges[0].asn.accepts(4_200_000_000, 64512));
     assert_eq!(c.dataplane.backend, Backend::Memory);
     assert!(c.peers.is_empty());
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
@@ -269,11 +270,11 @@ fn as_numbers_parse_in_every_written_form() {
         c.listen_ranges[0].asn,
         PeerAsMatch::OneOf(vec![64513, 64515])
     );
-    assert!(c.listen_ranges[0].asn.matches(64512, 64515));
-    assert!(!c.listen_ranges[0].asn.matches(64512, 64514));
+    assert!(c.listen_ranges[0].asn.accepts(64515, 64512));
+    assert!(!c.listen_ranges[0].asn.accepts(64514, 64512));
     let c = ok(&BASE.replace("asn = 64513", "asn = \"external\""));
-    assert!(c.listen_ranges[0].asn.matches(64512, 64513));
-    assert!(!c.listen_ranges[0].asn.matches(64512, 64512));
+    assert!(c.listen_ranges[0].asn.accepts(64513, 64512));
+    assert!(!c.listen_ranges[0].asn.accepts(64512, 64512));
 }
 
 #[test]
@@ -556,7 +557,7 @@ fn prefix_ranges_check_their_bounds() {
     };
     // MetalLB's aggregationLength /24 inside a /16 pool.
     let c = ok(&policy("\"10.10.0.0/16 ge 24 le 24\""));
-    let r = c.policies["p"].accept[0];
+    let r = c.policies["p"].ranges[0];
     assert!(r.contains(&pfx("10.10.7.0/24")));
     assert!(!r.contains(&pfx("10.10.7.0/25")));
     assert!(!r.contains(&pfx("10.10.0.0/16")));
@@ -581,7 +582,7 @@ fn prefix_ranges_check_their_bounds() {
         assert!(e.message.contains(why), "{bad}: {e}");
     }
     assert_eq!(
-        PrefixRange::new(pfx("10.0.0.0/8"), None, Some(32))
+        prefix_range(pfx("10.0.0.0/8"), None, Some(32))
             .unwrap()
             .to_string(),
         "10.0.0.0/8 le 32"
@@ -598,35 +599,38 @@ fn import_policies_filter_prefixes_then_apply_rules_in_order() {
     let no_export: Community = "no-export".parse().unwrap();
     assert_eq!(no_export, Community(0xFFFF_FF01));
     assert_eq!(gold.to_string(), "64500:100");
+    // The RIB runs the policy: the prefix list first, then the rules.
+    let verdict = |prefix: &str, communities: &[Community], large: &[LargeCommunity]| {
+        let prefix = pfx(prefix);
+        if !p.allows_prefix(&prefix) {
+            return PolicyAction::Deny;
+        }
+        let attrs = PathAttributes {
+            communities: communities.to_vec(),
+            large_communities: large.to_vec(),
+            ..PathAttributes::default()
+        };
+        p.action_for(&prefix, &attrs)
+    };
     // Outside every accepted range: refused whatever it carries.
+    assert_eq!(verdict("192.0.2.10/32", &[gold], &[]), PolicyAction::Deny);
     assert_eq!(
-        p.evaluate(&pfx("192.0.2.10/32"), &[gold], &[]),
-        Verdict::Deny
+        verdict("198.51.100.10/32", &none, &[]),
+        PolicyAction::Accept
     );
     assert_eq!(
-        p.evaluate(&pfx("198.51.100.10/32"), &none, &[]),
-        Verdict::Accept { local_pref: None }
+        verdict("198.51.100.10/32", &[gold], &drained),
+        PolicyAction::Deny
     );
     assert_eq!(
-        p.evaluate(&pfx("198.51.100.10/32"), &[gold], &drained),
-        Verdict::Deny
+        verdict("203.0.113.0/24", &[gold], &[]),
+        PolicyAction::SetLocalPref(150)
     );
     assert_eq!(
-        p.evaluate(&pfx("203.0.113.0/24"), &[gold], &[]),
-        Verdict::Accept {
-            local_pref: Some(150)
-        }
+        verdict("2001:db8:100::5/128", &[no_export], &[]),
+        PolicyAction::SetLocalPref(50)
     );
-    assert_eq!(
-        p.evaluate(&pfx("2001:db8:100::5/128"), &[no_export], &[]),
-        Verdict::Accept {
-            local_pref: Some(50)
-        }
-    );
-    assert_eq!(
-        p.evaluate(&pfx("203.0.113.0/23"), &none, &[]),
-        Verdict::Deny
-    );
+    assert_eq!(verdict("203.0.113.0/23", &none, &[]), PolicyAction::Deny);
 }
 
 #[test]
@@ -653,7 +657,7 @@ fn policy_rules_check_communities_and_actions() {
         "community = [\"no-advertise\", \"blackhole\"]\naction = \"deny\"",
     ));
     assert_eq!(
-        c.policies["p"].rules[0].community,
+        c.policies["p"].rules[0].communities,
         [Community(0xFFFF_FF02), Community(0xFFFF_029A)]
     );
 }

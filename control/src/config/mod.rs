@@ -26,9 +26,9 @@ use crate::bgp::wire::AfiSafi;
 
 pub use error::{ConfigError, ConfigErrors, ConfigWarning};
 pub use values::{
-    check_asn, family_name, parse_asn, parse_duration, parse_family, prefix_covers,
-    prefixes_overlap, Action, Community, LargeCommunity, Password, PeerAs, PeerAsMatch,
-    PrefixRange, AS_TRANS,
+    check_asn, family_name, parse_action, parse_asn, parse_duration, parse_family, prefix_covers,
+    prefix_range, prefixes_overlap, Community, LargeCommunity, Password, PeerAs, PeerAsMatch,
+    PolicyAction, PrefixRange, AS_TRANS,
 };
 
 /// The BGP port.
@@ -230,75 +230,11 @@ impl Default for BfdProfile {
     }
 }
 
-/// `[policy.NAME]`: what routes a neighbour may install and how they rank.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ImportPolicy {
-    /// Prefix list: a route outside every range is refused before any rule
-    /// runs, so a speaker cannot announce someone else's prefixes.
-    pub accept: Vec<PrefixRange>,
-    /// First matching rule wins.
-    pub rules: Vec<PolicyRule>,
-    /// What happens to an accepted route no rule matches.
-    pub default_action: Action,
-}
-
-/// One rule of an import policy. Each condition given must hold; a rule with
-/// none matches every route.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PolicyRule {
-    /// The route is in one of these ranges.
-    pub prefix: Vec<PrefixRange>,
-    /// The route carries one of these communities.
-    pub community: Vec<Community>,
-    /// The route carries one of these large communities.
-    pub large_community: Vec<LargeCommunity>,
-    pub action: Action,
-    /// With `Accept`: the LOCAL_PREF to set.
-    pub set_local_pref: Option<u32>,
-}
-
-/// The outcome of an import policy for one route.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Deny,
-    /// Install, with this LOCAL_PREF if the policy sets one.
-    Accept {
-        local_pref: Option<u32>,
-    },
-}
-
-impl PolicyRule {
-    fn matches(&self, route: &Prefix, communities: &[Community], large: &[LargeCommunity]) -> bool {
-        (self.prefix.is_empty() || self.prefix.iter().any(|r| r.contains(route)))
-            && (self.community.is_empty() || self.community.iter().any(|c| communities.contains(c)))
-            && (self.large_community.is_empty()
-                || self.large_community.iter().any(|c| large.contains(c)))
-    }
-}
-
-impl ImportPolicy {
-    /// Runs the policy on a route and its communities.
-    pub fn evaluate(
-        &self,
-        route: &Prefix,
-        communities: &[Community],
-        large: &[LargeCommunity],
-    ) -> Verdict {
-        if !self.accept.iter().any(|r| r.contains(route)) {
-            return Verdict::Deny;
-        }
-        let action = self
-            .rules
-            .iter()
-            .find(|r| r.matches(route, communities, large))
-            .map(|r| (r.action, r.set_local_pref))
-            .unwrap_or((self.default_action, None));
-        match action {
-            (Action::Deny, _) => Verdict::Deny,
-            (Action::Accept, local_pref) => Verdict::Accept { local_pref },
-        }
-    }
-}
+/// `[policy.NAME]` becomes the RIB's runtime import policy: a prefix list
+/// (`ranges`; a route outside every range is refused before any rule runs,
+/// so a speaker cannot announce someone else's prefixes), ordered rules
+/// (first match wins), and a default action.
+pub use crate::rib::policy::{ImportPolicy, PolicyRule};
 
 /// `[multipath]`: how many paths a route may combine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,8 +19,9 @@ use super::schema::{
     RawRange, RawRouter, RawSession, Scalar,
 };
 use super::values::{
-    check_asn, family_name, parse_asn, parse_duration, parse_family, prefixes_overlap,
-    show_duration, Action, Community, LargeCommunity, Password, PeerAs, PeerAsMatch, PrefixRange,
+    check_asn, family_name, parse_action, parse_asn, parse_duration, parse_family, prefix_range,
+    prefixes_overlap, show_duration, Community, LargeCommunity, Password, PeerAs, PeerAsMatch,
+    PolicyAction, PrefixRange,
 };
 use super::{
     Api, Backend, BfdProfile, Config, Dataplane, Forwarding, ForwardingRule, GracefulRestart,
@@ -599,7 +600,7 @@ impl Checker<'_> {
             );
             return None;
         }
-        match PrefixRange::new(prefix, bound(ge), bound(le)) {
+        match prefix_range(prefix, bound(ge), bound(le)) {
             Ok(r) => Some(r),
             Err(e) => {
                 self.errors.push(self.loc.error(span, field, e));
@@ -658,35 +659,39 @@ impl Checker<'_> {
             let set_local_pref = r.set_local_pref.and_then(|v| {
                 self.int::<u32>(v, &format!("{rb}.set_local_pref"), 0, i64::from(u32::MAX))
             });
-            if action == Action::Deny && set_local_pref.is_some() {
-                self.err(
-                    format!("{rb}.set_local_pref"),
-                    "cannot be set on a rule whose action is deny",
-                );
-            }
+            let action = match (action, set_local_pref) {
+                (PolicyAction::Deny, Some(_)) => {
+                    self.err(
+                        format!("{rb}.set_local_pref"),
+                        "cannot be set on a rule whose action is deny",
+                    );
+                    PolicyAction::Deny
+                }
+                (PolicyAction::Accept, Some(lp)) => PolicyAction::SetLocalPref(lp),
+                (a, _) => a,
+            };
             rules.push(PolicyRule {
-                prefix,
-                community,
-                large_community,
-                action,
-                set_local_pref,
+                prefixes: prefix,
+                communities: community,
+                large_communities: large_community,
+                action: Some(action),
             });
         }
         let default_action = self.action(p.default_action.as_deref(), &format!("{base}.default"));
         ImportPolicy {
-            accept,
+            ranges: accept,
             rules,
             default_action,
         }
     }
 
-    fn action(&mut self, v: Option<&str>, field: &str) -> Action {
-        match v.map(Action::from_str) {
-            None => Action::Accept,
+    fn action(&mut self, v: Option<&str>, field: &str) -> PolicyAction {
+        match v.map(parse_action) {
+            None => PolicyAction::Accept,
             Some(Ok(a)) => a,
             Some(Err(e)) => {
                 self.err(field, e);
-                Action::Accept
+                PolicyAction::Accept
             }
         }
     }
@@ -811,9 +816,9 @@ impl Checker<'_> {
         if let Some(policy) = import.as_ref().and_then(|n| refs.policies.get(n)) {
             let wanted: Vec<AfiSafi> = [AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST]
                 .into_iter()
-                .filter(|fam| policy.accept.iter().any(|r| family_of(&r.prefix) == *fam))
+                .filter(|fam| policy.ranges.iter().any(|r| family_of(&r.prefix) == *fam))
                 .collect();
-            if !policy.accept.is_empty()
+            if !policy.ranges.is_empty()
                 && !wanted.iter().any(|w| families.contains(w))
                 && !families.is_empty()
             {

@@ -4,7 +4,6 @@
 //! password.
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use dataplane::fib::table::Prefix;
@@ -90,136 +89,48 @@ impl fmt::Display for PeerAs {
     }
 }
 
-/// The AS numbers a listen range accepts from dynamic neighbours.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum PeerAsMatch {
-    Exact(u32),
-    /// Any AS.
-    Any,
-    /// Our own AS only (iBGP).
-    Internal,
-    /// Any AS but ours (eBGP).
-    External,
-    /// One of these (sorted, no duplicates).
-    OneOf(Vec<u32>),
-}
-
-impl PeerAsMatch {
-    /// Whether a neighbour announcing `remote` is acceptable to a router of
-    /// AS `local`.
-    pub fn matches(&self, local: u32, remote: u32) -> bool {
-        match self {
-            PeerAsMatch::Exact(a) => *a == remote,
-            PeerAsMatch::Any => true,
-            PeerAsMatch::Internal => remote == local,
-            PeerAsMatch::External => remote != local,
-            PeerAsMatch::OneOf(list) => list.binary_search(&remote).is_ok(),
-        }
-    }
-
-    /// Whether every session it admits is iBGP.
-    pub fn is_internal(&self, local: u32) -> bool {
-        match self {
-            PeerAsMatch::Exact(a) => *a == local,
-            PeerAsMatch::Internal => true,
-            PeerAsMatch::OneOf(list) => list.iter().all(|&a| a == local),
-            PeerAsMatch::Any | PeerAsMatch::External => false,
-        }
-    }
-}
-
-impl fmt::Display for PeerAsMatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PeerAsMatch::Exact(a) => write!(f, "{a}"),
-            PeerAsMatch::Any => f.write_str("any"),
-            PeerAsMatch::Internal => f.write_str("internal"),
-            PeerAsMatch::External => f.write_str("external"),
-            PeerAsMatch::OneOf(list) => {
-                let v: Vec<String> = list.iter().map(u32::to_string).collect();
-                write!(f, "one of {}", v.join(", "))
-            }
-        }
-    }
-}
+/// The AS numbers a listen range accepts from dynamic neighbours: the
+/// session layer's own type.
+pub use crate::bgp::fsm::PeerAsMatch;
 
 pub use crate::bgp::wire::attrs::{Community, LargeCommunity};
 
-/// A prefix-list entry: routes inside `prefix` whose length is within
-/// `ge..=le` (FRR's `ip prefix-list ... permit 10.0.0.0/16 ge 24 le 32`).
-/// Without bounds only `prefix` itself matches; with `le` alone lengths run
-/// from the prefix's own; with `ge` alone, up to the family's maximum.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PrefixRange {
-    pub prefix: Prefix,
-    pub ge: u8,
-    pub le: u8,
+pub use crate::rib::policy::{PolicyAction, PrefixRange};
+
+/// A prefix-list entry as FRR reads `ip prefix-list ... permit P ge G le L`:
+/// routes inside `prefix` whose length is within `ge..=le`. Without bounds
+/// only `prefix` itself matches; with `le` alone lengths run from the
+/// prefix's own; with `ge` alone, up to the family's maximum. The range
+/// returned carries both bounds explicitly. Checks `len <= ge <= le <= max`.
+pub fn prefix_range(prefix: Prefix, ge: Option<u8>, le: Option<u8>) -> Result<PrefixRange, String> {
+    let len = prefix.prefix_len();
+    let max = prefix.max_len();
+    let (ge, le) = match (ge, le) {
+        (None, None) => (len, len),
+        (Some(g), None) => (g, max),
+        (None, Some(l)) => (len, l),
+        (Some(g), Some(l)) => (g, l),
+    };
+    if le > max {
+        return Err(format!(
+            "le {le} is longer than an {} prefix can be ({max})",
+            family(&prefix)
+        ));
+    }
+    if ge < len {
+        return Err(format!(
+            "ge {ge} is shorter than the prefix's own length {len}"
+        ));
+    }
+    if ge > le {
+        return Err(format!("ge {ge} is more than le {le}"));
+    }
+    Ok(PrefixRange::with_bounds(prefix, Some(ge), Some(le)))
 }
 
-impl PrefixRange {
-    /// Builds a range, checking `len <= ge <= le <= max`.
-    pub fn new(prefix: Prefix, ge: Option<u8>, le: Option<u8>) -> Result<PrefixRange, String> {
-        let len = prefix.prefix_len();
-        let max = prefix.max_len();
-        let (ge, le) = match (ge, le) {
-            (None, None) => (len, len),
-            (Some(g), None) => (g, max),
-            (None, Some(l)) => (len, l),
-            (Some(g), Some(l)) => (g, l),
-        };
-        if le > max {
-            return Err(format!(
-                "le {le} is longer than an {} prefix can be ({max})",
-                family(&prefix)
-            ));
-        }
-        if ge < len {
-            return Err(format!(
-                "ge {ge} is shorter than the prefix's own length {len}"
-            ));
-        }
-        if ge > le {
-            return Err(format!("ge {ge} is more than le {le}"));
-        }
-        Ok(PrefixRange { prefix, ge, le })
-    }
-
-    /// Whether `route` lies inside the range's prefix with a length in
-    /// `ge..=le`.
-    pub fn contains(&self, route: &Prefix) -> bool {
-        let len = route.prefix_len();
-        len >= self.ge && len <= self.le && prefix_covers(&self.prefix, route)
-    }
-}
-
-impl fmt::Display for PrefixRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.prefix)?;
-        let len = self.prefix.prefix_len();
-        if self.ge != len {
-            write!(f, " ge {}", self.ge)?;
-        }
-        if self.le != len {
-            write!(f, " le {}", self.le)?;
-        }
-        Ok(())
-    }
-}
-
-/// Whether `outer` covers `inner` (same family, `inner` at least as long and
-/// inside it).
+/// Whether `outer` covers `inner` ([`Prefix::covers`]).
 pub fn prefix_covers(outer: &Prefix, inner: &Prefix) -> bool {
-    match (outer, inner) {
-        (Prefix::V4(a, l), Prefix::V4(b, m)) if m >= l => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(*l)).unwrap_or(0);
-            u32::from(*a) & mask == u32::from(*b) & mask
-        }
-        (Prefix::V6(a, l), Prefix::V6(b, m)) if m >= l => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(*l)).unwrap_or(0);
-            u128::from(*a) & mask == u128::from(*b) & mask
-        }
-        _ => false,
-    }
+    outer.covers(inner)
 }
 
 /// Whether two prefixes share any address.
@@ -298,22 +209,12 @@ impl fmt::Debug for Password {
     }
 }
 
-/// What a policy does with a route.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Action {
-    Accept,
-    Deny,
-}
-
-impl FromStr for Action {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "accept" | "permit" => Ok(Action::Accept),
-            "deny" | "reject" => Ok(Action::Deny),
-            other => Err(format!("unknown action `{other}`: choose accept or deny")),
-        }
+/// A policy action as written: `accept`/`permit` or `deny`/`reject`.
+pub fn parse_action(s: &str) -> Result<PolicyAction, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "accept" | "permit" => Ok(PolicyAction::Accept),
+        "deny" | "reject" => Ok(PolicyAction::Deny),
+        other => Err(format!("unknown action `{other}`: choose accept or deny")),
     }
 }
 

@@ -1044,7 +1044,8 @@ impl Rib {
             path.filtered = Some(FilterReason::OverLimit);
         }
         if path.filtered.is_none() {
-            if let PolicyAction::SetLocalPref(lp) = import.action_for(&path.received.attrs) {
+            if let PolicyAction::SetLocalPref(lp) = import.action_for(&prefix, &path.received.attrs)
+            {
                 if path.received.attrs.local_pref != Some(lp) {
                     let mut changed = (*path.received).clone();
                     changed.attrs.local_pref = Some(lp);
@@ -1075,7 +1076,7 @@ impl Rib {
         if !import.allows_prefix(prefix) {
             return Some(FilterReason::OutsideRanges);
         }
-        if import.action_for(&attrs.attrs) == PolicyAction::Deny {
+        if import.action_for(prefix, &attrs.attrs) == PolicyAction::Deny {
             return Some(FilterReason::Denied);
         }
         None

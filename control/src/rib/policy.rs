@@ -97,20 +97,26 @@ impl PrefixRange {
     }
 }
 
-/// Whether `outer` covers `inner`: same family, `outer` no longer, and the
-/// first `outer.len` bits equal.
-pub fn covers(outer: &Prefix, inner: &Prefix) -> bool {
-    match (*outer, *inner) {
-        (Prefix::V4(o, ol), Prefix::V4(i, il)) if ol <= il && ol <= 32 => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(ol)).unwrap_or(0);
-            u32::from(o) & mask == u32::from(i) & mask
+impl std::fmt::Display for PrefixRange {
+    /// FRR prefix-list style: `203.0.113.0/24 le 32`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.prefix)?;
+        let len = self.prefix.prefix_len();
+        let ge = self.ge.unwrap_or(len);
+        let le = self.le.unwrap_or(self.prefix.max_len());
+        if ge != len {
+            write!(f, " ge {ge}")?;
         }
-        (Prefix::V6(o, ol), Prefix::V6(i, il)) if ol <= il && ol <= 128 => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(ol)).unwrap_or(0);
-            u128::from(o) & mask == u128::from(i) & mask
+        if le != len {
+            write!(f, " le {le}")?;
         }
-        _ => false,
+        Ok(())
     }
+}
+
+/// Whether `outer` covers `inner` ([`Prefix::covers`]).
+pub fn covers(outer: &Prefix, inner: &Prefix) -> bool {
+    outer.covers(inner)
 }
 
 /// What a rule (or the default) does with a path.
@@ -124,9 +130,13 @@ pub enum PolicyAction {
     SetLocalPref(u32),
 }
 
-/// One import rule: a match on communities, and an action.
+/// One import rule: conditions on the prefix and the communities, and an
+/// action. Every condition given must hold; a rule with none matches every
+/// path.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct PolicyRule {
+    /// Matches when the prefix lies in any of these ranges (none: any).
+    pub prefixes: Vec<PrefixRange>,
     /// Matches when the path carries any of these standard communities.
     pub communities: Vec<Community>,
     /// Matches when the path carries any of these large communities.
@@ -139,6 +149,7 @@ impl PolicyRule {
     /// A rule matching any of `communities`.
     pub fn community(communities: Vec<Community>, action: PolicyAction) -> Self {
         PolicyRule {
+            prefixes: Vec::new(),
             communities,
             large_communities: Vec::new(),
             action: Some(action),
@@ -148,25 +159,30 @@ impl PolicyRule {
     /// A rule matching any of `large`.
     pub fn large_community(large: Vec<LargeCommunity>, action: PolicyAction) -> Self {
         PolicyRule {
+            prefixes: Vec::new(),
             communities: Vec::new(),
             large_communities: large,
             action: Some(action),
         }
     }
 
-    /// Whether the rule matches `attrs`: any listed community or large
-    /// community present; a rule listing neither matches everything.
-    pub fn matches(&self, attrs: &PathAttributes) -> bool {
-        if self.communities.is_empty() && self.large_communities.is_empty() {
-            return true;
-        }
-        self.communities
-            .iter()
-            .any(|c| attrs.communities.contains(c))
+    /// Whether the rule matches a path for `prefix` with `attrs`: the
+    /// prefix in one of the listed ranges (if any are listed), and one of
+    /// the listed communities or large communities present (if any are
+    /// listed).
+    pub fn matches(&self, prefix: &Prefix, attrs: &PathAttributes) -> bool {
+        let prefix_ok =
+            self.prefixes.is_empty() || self.prefixes.iter().any(|r| r.contains(prefix));
+        let communities_ok = (self.communities.is_empty() && self.large_communities.is_empty())
+            || self
+                .communities
+                .iter()
+                .any(|c| attrs.communities.contains(c))
             || self
                 .large_communities
                 .iter()
-                .any(|c| attrs.large_communities.contains(c))
+                .any(|c| attrs.large_communities.contains(c));
+        prefix_ok && communities_ok
     }
 }
 
@@ -245,11 +261,12 @@ impl ImportPolicy {
         self.ranges.iter().any(|r| r.contains(prefix))
     }
 
-    /// The action the rules take on `attrs` (first match, else default).
-    pub fn action_for(&self, attrs: &PathAttributes) -> PolicyAction {
+    /// The action the rules take on a path for `prefix` with `attrs`
+    /// (first match, else default).
+    pub fn action_for(&self, prefix: &Prefix, attrs: &PathAttributes) -> PolicyAction {
         self.rules
             .iter()
-            .find(|r| r.matches(attrs))
+            .find(|r| r.matches(prefix, attrs))
             .and_then(|r| r.action)
             .unwrap_or(self.default_action)
     }
@@ -301,9 +318,7 @@ impl ForwardingPolicies {
 /// nodes, and the in-memory data plane resolves them like any other.
 pub(crate) fn usable_nexthop(addr: IpAddr) -> bool {
     match addr {
-        IpAddr::V4(a) => {
-            !(a.is_unspecified() || a.is_multicast() || a.is_broadcast())
-        }
+        IpAddr::V4(a) => !(a.is_unspecified() || a.is_multicast() || a.is_broadcast()),
         IpAddr::V6(a) => {
             let link_local = (a.segments()[0] & 0xffc0) == 0xfe80;
             !(a.is_unspecified() || a.is_multicast() || link_local)

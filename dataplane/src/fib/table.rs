@@ -219,6 +219,35 @@ impl Prefix {
             Prefix::V6(..) => "IPv6",
         }
     }
+
+    /// Whether `inner` lies inside this prefix: same family, no shorter, and
+    /// the first `self.prefix_len()` bits equal (host bits ignored).
+    pub fn covers(&self, inner: &Prefix) -> bool {
+        match (*self, *inner) {
+            (Prefix::V4(o, ol), Prefix::V4(i, il)) if ol <= il && ol <= 32 => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(ol)).unwrap_or(0);
+                u32::from(o) & mask == u32::from(i) & mask
+            }
+            (Prefix::V6(o, ol), Prefix::V6(i, il)) if ol <= il && ol <= 128 => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(ol)).unwrap_or(0);
+                u128::from(o) & mask == u128::from(i) & mask
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `addr` lies inside this prefix.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        self.covers(&Prefix::host(addr))
+    }
+
+    /// The host route of `addr` (/32 or /128).
+    pub fn host(addr: IpAddr) -> Prefix {
+        match addr {
+            IpAddr::V4(a) => Prefix::V4(a, 32),
+            IpAddr::V6(a) => Prefix::V6(a, 128),
+        }
+    }
 }
 
 impl fmt::Display for Prefix {

@@ -15,7 +15,7 @@ use crate::bgp::wire::{AfiSafi, Capability, GracefulRestart, GracefulRestartFami
 /// [`Internal`]: PeerAsMatch::Internal
 /// [`External`]: PeerAsMatch::External
 /// [`OneOf`]: PeerAsMatch::OneOf
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PeerAsMatch {
     /// Exactly this AS.
     Exact(u32),
@@ -38,6 +38,31 @@ impl PeerAsMatch {
             PeerAsMatch::External => peer_as != local_as,
             PeerAsMatch::OneOf(set) => set.contains(&peer_as),
             PeerAsMatch::Any => true,
+        }
+    }
+
+    /// Whether every session it admits is iBGP.
+    pub fn is_internal(&self, local_as: u32) -> bool {
+        match self {
+            PeerAsMatch::Exact(a) => *a == local_as,
+            PeerAsMatch::Internal => true,
+            PeerAsMatch::OneOf(list) => !list.is_empty() && list.iter().all(|&a| a == local_as),
+            PeerAsMatch::Any | PeerAsMatch::External => false,
+        }
+    }
+}
+
+impl std::fmt::Display for PeerAsMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerAsMatch::Exact(a) => write!(f, "{a}"),
+            PeerAsMatch::Any => f.write_str("any"),
+            PeerAsMatch::Internal => f.write_str("internal"),
+            PeerAsMatch::External => f.write_str("external"),
+            PeerAsMatch::OneOf(list) => {
+                let v: Vec<String> = list.iter().map(u32::to_string).collect();
+                write!(f, "one of {}", v.join(", "))
+            }
         }
     }
 }

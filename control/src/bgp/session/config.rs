@@ -123,19 +123,9 @@ impl ListenRange {
     }
 }
 
-/// True if `addr` is inside `prefix`.
+/// Whether `addr` lies inside `prefix` ([`Prefix::contains`]).
 pub fn prefix_contains(prefix: &Prefix, addr: IpAddr) -> bool {
-    match (*prefix, addr) {
-        (Prefix::V4(net, len), IpAddr::V4(a)) if len <= 32 => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-            u32::from(net) & mask == u32::from(a) & mask
-        }
-        (Prefix::V6(net, len), IpAddr::V6(a)) if len <= 128 => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-            u128::from(net) & mask == u128::from(a) & mask
-        }
-        _ => false,
-    }
+    prefix.contains(addr)
 }
 
 /// Everything the session layer starts with.
