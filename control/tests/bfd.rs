@@ -916,7 +916,7 @@ fn two_passive_sessions_never_meet() {
         passive_mode: true,
         ..Profile::default()
     };
-    let mut w = Wire::new(passive.clone(), passive);
+    let mut w = Wire::new(passive, passive);
     w.run_for(ms(30_000));
     assert!(w.log.is_empty());
 }
@@ -1113,7 +1113,7 @@ fn extreme_profiles_do_not_panic() {
             ..Profile::default()
         },
     ] {
-        let mut w = Wire::new(p.clone(), p);
+        let mut w = Wire::new(p, p);
         w.run_for(ms(5_000));
         let now = w.now;
         let _ = w.a.admin_down(now);
@@ -1183,8 +1183,8 @@ async fn dead_peer_is_detected(a: RunnerConfig, b: RunnerConfig) {
     assert!(src.port() >= 49152, "source port {src}");
     assert_eq!(src.ip(), b.local);
     let profile = Profile::default();
-    ra.add_peer(b.local, profile.clone()).await.expect("add B");
-    rb.add_peer(a.local, profile.clone()).await.expect("add A");
+    ra.add_peer(b.local, profile).await.expect("add B");
+    rb.add_peer(a.local, profile).await.expect("add A");
     let up_a = wait_for_state(&mut ea, State::Up, BRING_UP).await;
     assert_eq!(up_a.peer, b.local);
     wait_for_state(&mut eb, State::Up, BRING_UP).await;

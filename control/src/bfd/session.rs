@@ -40,7 +40,7 @@ pub const SLOW_TX_INTERVAL: Duration = Duration::from_secs(1);
 /// That is stricter than any `minimum_ttl`, so the two never conflict: the
 /// runner enforces 255 and ignores this field until multi-hop (RFC 5883)
 /// exists, where a received TTL below it would be dropped.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Profile {
     /// `receiveInterval`: the slowest rate at which we accept packets, sent as
     /// Required Min RX. Default 300 ms.

@@ -196,39 +196,9 @@ pub struct ListenRange {
     pub session: Session,
 }
 
-/// `[bfd_profile.NAME]`: MetalLB's BFDProfile, with its defaults and ranges.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BfdProfile {
-    /// Slowest rate at which we want control packets (10 ms..=60 s).
-    pub receive_interval: Duration,
-    /// Fastest rate at which we send them (10 ms..=60 s).
-    pub transmit_interval: Duration,
-    /// Packets missed before the session is declared down (2..=255).
-    pub detect_multiplier: u8,
-    /// Echo receive interval (10 ms..=60 s).
-    pub echo_interval: Duration,
-    /// Echo mode: accepted, not supported (a warning says so).
-    pub echo_mode: bool,
-    /// Wait for the neighbour's first control packet.
-    pub passive_mode: bool,
-    /// Multihop only: lowest TTL accepted (1..=254).
-    pub minimum_ttl: u8,
-}
-
-impl Default for BfdProfile {
-    /// MetalLB's defaults.
-    fn default() -> Self {
-        BfdProfile {
-            receive_interval: Duration::from_millis(300),
-            transmit_interval: Duration::from_millis(300),
-            detect_multiplier: 3,
-            echo_interval: Duration::from_millis(50),
-            echo_mode: false,
-            passive_mode: false,
-            minimum_ttl: 254,
-        }
-    }
-}
+/// `[bfd_profile.NAME]`: MetalLB's BFDProfile, with its defaults and ranges:
+/// the BFD module's own profile type.
+pub use crate::bfd::session::Profile as BfdProfile;
 
 /// `[policy.NAME]` becomes the RIB's runtime import policy: a prefix list
 /// (`ranges`; a route outside every range is refused before any rule runs,
