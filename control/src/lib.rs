@@ -21,3 +21,4 @@ pub mod bgp;
 pub mod config;
 mod reader;
 pub mod rib;
+pub mod router;
