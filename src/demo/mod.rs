@@ -353,6 +353,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     // The report, as `ecmpd emulate` writes one.
     scenario.steps = result.steps;
     let emulation = Emulation {
+        command: "demo",
         scenario: ScenarioSummary::of(&scenario),
         workload: workload.stats.clone(),
         runs: result.runs,
