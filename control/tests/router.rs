@@ -253,6 +253,32 @@ upstream = true
     let routes = rx.await.unwrap();
     assert_eq!(routes[0].paths[0].as_path, "64512 64602", "{routes:?}");
 
+    // Route refresh on demand: B asks A, which sends its table again.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    b.queries()
+        .send(control::api::Query::Refresh(
+            "127.0.0.1".parse().unwrap(),
+            tx,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        rx.await.unwrap(),
+        Ok(vec!["ipv4-unicast".to_string(), "ipv6-unicast".to_string()])
+    );
+    // MetalLB's native speaker advertises no route refresh: A says so.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    a.queries()
+        .send(control::api::Query::Refresh(
+            "127.0.0.2".parse().unwrap(),
+            tx,
+        ))
+        .await
+        .unwrap();
+    let err = rx.await.unwrap().unwrap_err();
+    assert!(err.contains("did not negotiate route refresh"), "{err}");
+    wait_members(&b, SERVICE, 1).await;
+
     // The speaker leaves: A withdraws, B follows.
     s.stop().await;
     wait_members(&a, SERVICE, 0).await;

@@ -316,6 +316,8 @@ struct Owner {
     /// Established upstream peers (`upstream = true`): they are sent every
     /// installed route.
     upstreams: HashMap<IpAddr, Upstream>,
+    /// Families each established neighbour negotiated.
+    families: HashMap<IpAddr, Vec<AfiSafi>>,
 }
 
 /// An upstream peer the router re-advertises its routes to.
@@ -359,6 +361,7 @@ impl Owner {
             listener,
             causes: Vec::new(),
             upstreams: HashMap::new(),
+            families: HashMap::new(),
         }
     }
 
@@ -449,6 +452,7 @@ impl Owner {
                     });
                 let info = PeerInfo::from_negotiated(addr, &neg, import, max_prefix);
                 self.rib.peer_up(id, info, now);
+                self.families.insert(addr, neg.families.clone());
                 if self.config.peer(addr).is_some_and(|p| p.upstream) {
                     let up = Upstream {
                         key: ev.peer,
@@ -482,6 +486,7 @@ impl Owner {
                 let stale = stale.filter(|_| graceful);
                 let kept = stale.is_some();
                 self.upstreams.remove(&addr);
+                self.families.remove(&addr);
                 self.rib.peer_down(id, stale.as_ref(), now);
                 let why = reason.to_string();
                 tracing::info!(peer = %addr, stale = kept, "BGP session down: {why}");
@@ -767,7 +772,30 @@ impl Owner {
             Query::Metrics(tx) => {
                 let _ = tx.send(self.metrics().await);
             }
+            Query::Refresh(peer, tx) => {
+                let _ = tx.send(self.refresh(peer).await);
+            }
         }
+    }
+
+    /// Send ROUTE-REFRESH for every family `peer` negotiated.
+    async fn refresh(&self, peer: IpAddr) -> Result<Vec<String>, String> {
+        let (Some(key), Some(families)) = (self.keys.get(&peer), self.families.get(&peer)) else {
+            return Err(format!("{peer} has no established session"));
+        };
+        let mut asked = Vec::new();
+        for f in families {
+            self.bgp
+                .route_refresh(*key, *f)
+                .await
+                .map_err(|e| e.to_string())?;
+            asked.push(match *f {
+                AfiSafi::IPV4_UNICAST => "ipv4-unicast".to_string(),
+                AfiSafi::IPV6_UNICAST => "ipv6-unicast".to_string(),
+                other => format!("AFI {} SAFI {}", other.afi.0, other.safi.0),
+            });
+        }
+        Ok(asked)
     }
 
     async fn summary(&self) -> BgpSummary {
