@@ -113,6 +113,16 @@ async fn speakers_build_and_shrink_one_resilient_group() {
         "the default forwarding policy"
     );
     assert_eq!(route.fields, "l4");
+    // Each member holds a third of the resilient group's buckets.
+    let shares: Vec<f64> = route.members.iter().map(|m| m.share.unwrap()).collect();
+    assert!(
+        (shares.iter().sum::<f64>() - 1.0).abs() < 1e-9,
+        "{shares:?}"
+    );
+    assert!(
+        shares.iter().all(|s| (s - 1.0 / 3.0).abs() < 0.02),
+        "{shares:?}"
+    );
 
     // A node leaves the way MetalLB's speaker does: it closes the socket.
     let gone = speakers.remove(1);

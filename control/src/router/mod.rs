@@ -927,6 +927,22 @@ impl Owner {
                 continue;
             };
             let policy = group.policy();
+            // Resilient groups: each member's share of the buckets (uneven
+            // while buckets wait for their idle timer).
+            let shares: Option<Vec<(u32, f64)>> = match group.selector() {
+                hashing::select::AnySelector::Resilient(r) => {
+                    use hashing::select::Selector as _;
+                    let total = f64::from(r.bucket_count().max(1));
+                    Some(
+                        r.members()
+                            .iter()
+                            .zip(r.buckets_per_member())
+                            .map(|(m, &c)| (m.id, f64::from(c) / total))
+                            .collect(),
+                    )
+                }
+                _ => None,
+            };
             routes.push(FibRoute {
                 prefix: prefix.to_string(),
                 group: gid,
@@ -939,7 +955,9 @@ impl Owner {
                         id: n.id,
                         address: n.addr,
                         weight: n.weight,
-                        share: None,
+                        share: shares
+                            .as_ref()
+                            .and_then(|s| s.iter().find(|(id, _)| *id == n.id).map(|(_, v)| *v)),
                     })
                     .collect(),
                 packets: None,
