@@ -104,6 +104,8 @@ async fn speakers_build_and_shrink_one_resilient_group() {
         let s = speaker(&router, n).await;
         s.announce(service, vec![]);
         speakers.push(s);
+        // One member at a time, as a cluster's speakers come up.
+        wait_members(&router, SERVICE, speakers.len()).await;
     }
     let before = wait_members(&router, SERVICE, 3).await;
     let fib = router.fib().await.unwrap();
