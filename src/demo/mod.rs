@@ -377,18 +377,5 @@ pub fn demo(args: DemoArgs) -> Result<()> {
         "  Packets sent to node-d after it died, before the hold timer expired: {}.\n",
         blackholed.join(", ")
     ));
-    text.push_str(&format!(
-        "Report: {}\n  also {}, {}, {}",
-        written.html.display(),
-        written.markdown.display(),
-        written.json.display(),
-        written.csv.display()
-    ));
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&emulation)?);
-        eprintln!("{text}");
-    } else {
-        println!("{text}");
-    }
-    Ok(())
+    crate::emulate::print_result(&emulation, &written, text, args.json)
 }

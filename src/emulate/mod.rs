@@ -282,6 +282,17 @@ pub fn emulate(args: EmulateArgs) -> Result<()> {
         result.elapsed_s
     );
     text.push_str(&report::summary_text(&result));
+    print_result(&result, &written, text, args.json)
+}
+
+/// Print `text` (the summary) with where the report went, and with `json`
+/// the whole result as JSON on stdout (the text then goes to stderr).
+pub fn print_result(
+    e: &Emulation,
+    written: &report::Written,
+    mut text: String,
+    json: bool,
+) -> Result<()> {
     text.push_str(&format!(
         "Report: {}\n  also {}, {}, {}",
         written.html.display(),
@@ -289,8 +300,8 @@ pub fn emulate(args: EmulateArgs) -> Result<()> {
         written.json.display(),
         written.csv.display()
     ));
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+    if json {
+        println!("{}", serde_json::to_string_pretty(e)?);
         eprintln!("{text}");
     } else {
         println!("{text}");

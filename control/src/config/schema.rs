@@ -202,6 +202,10 @@ pub(crate) struct RawSession {
     pub import: Option<String>,
 }
 
+// `RawPeer` and `RawListenRange` repeat the session fields instead of
+// flattening a `RawSession` into both: serde's `flatten` and
+// `deny_unknown_fields` do not work together, and unknown keys must be
+// refused with the valid names listed.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPeer {

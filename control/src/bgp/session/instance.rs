@@ -937,10 +937,15 @@ impl Instance {
         Ok(out)
     }
 
-    fn send_update(
+    /// Queue a message `build` makes from the session's negotiated
+    /// parameters on an Established neighbour's connection.
+    fn send_built(
         &mut self,
         key: PeerKey,
-        update: &crate::bgp::wire::Update,
+        build: impl FnOnce(
+            &crate::bgp::fsm::Negotiated,
+            &crate::bgp::wire::UpdateContext,
+        ) -> Result<Vec<u8>, SessionError>,
     ) -> Result<(), SessionError> {
         let p = self.peer_mut(key)?;
         let Some(neg) = p
@@ -950,19 +955,33 @@ impl Instance {
         else {
             return Err(SessionError::NotEstablished(key));
         };
-        let max = neg.max_message_len();
-        let body = update.encode_body(&p.update_ctx)?;
-        let bytes = Message::Update(body).encode()?;
-        if bytes.len() > max {
-            return Err(SessionError::MessageTooLong {
-                len: bytes.len(),
-                max,
-            });
-        }
-        p.updates_sent += 1;
+        let bytes = build(neg, &p.update_ctx)?;
         let conn = p.conn;
         if let Some(c) = conn.and_then(|id| self.conns.get(&id)) {
             let _ = c.outbox.send(Outgoing::Bytes(bytes));
+        }
+        Ok(())
+    }
+
+    fn send_update(
+        &mut self,
+        key: PeerKey,
+        update: &crate::bgp::wire::Update,
+    ) -> Result<(), SessionError> {
+        self.send_built(key, |neg, ctx| {
+            let max = neg.max_message_len();
+            let body = update.encode_body(ctx)?;
+            let bytes = Message::Update(body).encode()?;
+            if bytes.len() > max {
+                return Err(SessionError::MessageTooLong {
+                    len: bytes.len(),
+                    max,
+                });
+            }
+            Ok(bytes)
+        })?;
+        if let Ok(p) = self.peer_mut(key) {
+            p.updates_sent += 1;
         }
         Ok(())
     }
@@ -972,31 +991,19 @@ impl Instance {
         key: PeerKey,
         family: crate::bgp::wire::AfiSafi,
     ) -> Result<(), SessionError> {
-        let p = self.peer_mut(key)?;
-        let Some(neg) = p
-            .fsm
-            .negotiated()
-            .filter(|_| p.fsm.state() == crate::bgp::fsm::State::Established)
-        else {
-            return Err(SessionError::NotEstablished(key));
-        };
-        let missing = if !neg.route_refresh {
-            Some("route refresh".to_string())
-        } else if !neg.families.contains(&family) {
-            Some(format!("AFI {} SAFI {}", family.afi.0, family.safi.0))
-        } else {
-            None
-        };
-        if let Some(what) = missing {
-            return Err(SessionError::NotNegotiated { peer: key, what });
-        }
-        let bytes =
-            Message::RouteRefresh(crate::bgp::wire::RouteRefresh::request(family)).encode()?;
-        let conn = p.conn;
-        if let Some(c) = conn.and_then(|id| self.conns.get(&id)) {
-            let _ = c.outbox.send(Outgoing::Bytes(bytes));
-        }
-        Ok(())
+        self.send_built(key, |neg, _| {
+            let missing = if !neg.route_refresh {
+                Some("route refresh".to_string())
+            } else if !neg.families.contains(&family) {
+                Some(format!("AFI {} SAFI {}", family.afi.0, family.safi.0))
+            } else {
+                None
+            };
+            if let Some(what) = missing {
+                return Err(SessionError::NotNegotiated { peer: key, what });
+            }
+            Ok(Message::RouteRefresh(crate::bgp::wire::RouteRefresh::request(family)).encode()?)
+        })
     }
 
     fn summary(&self, now: Duration) -> BgpSummary {

@@ -555,36 +555,28 @@ pub fn decode_update(body: &[u8], ctx: &UpdateContext) -> Result<DecodedUpdate, 
             continue;
         }
         match code {
-            ATTR_MP_REACH_NLRI => match decode_mp_reach(value) {
-                Ok(Some(reach)) => update.mp_reach = Some(reach),
-                Ok(None) => problem(
-                    code,
-                    ProblemAction::Ignored,
-                    "address family not routed here",
-                ),
-                Err(reason) => {
-                    return Err(update_error(
-                        UPDATE_OPTIONAL_ATTRIBUTE_ERROR,
-                        reason,
-                        attr_bytes(flags, code, value),
-                    ))
+            ATTR_MP_REACH_NLRI | ATTR_MP_UNREACH_NLRI => {
+                let decoded = if code == ATTR_MP_REACH_NLRI {
+                    decode_mp_reach(value).map(|r| r.map(|r| update.mp_reach = Some(r)))
+                } else {
+                    decode_mp_unreach(value).map(|u| u.map(|u| update.mp_unreach = Some(u)))
+                };
+                match decoded {
+                    Ok(Some(())) => {}
+                    Ok(None) => problem(
+                        code,
+                        ProblemAction::Ignored,
+                        "address family not routed here",
+                    ),
+                    Err(reason) => {
+                        return Err(update_error(
+                            UPDATE_OPTIONAL_ATTRIBUTE_ERROR,
+                            reason,
+                            attr_bytes(flags, code, value),
+                        ))
+                    }
                 }
-            },
-            ATTR_MP_UNREACH_NLRI => match decode_mp_unreach(value) {
-                Ok(Some(unreach)) => update.mp_unreach = Some(unreach),
-                Ok(None) => problem(
-                    code,
-                    ProblemAction::Ignored,
-                    "address family not routed here",
-                ),
-                Err(reason) => {
-                    return Err(update_error(
-                        UPDATE_OPTIONAL_ATTRIBUTE_ERROR,
-                        reason,
-                        attr_bytes(flags, code, value),
-                    ))
-                }
-            },
+            }
             // RFC 6793 6: malformed AS4 attributes are discarded; a 4-octet
             // session ignores them altogether (RFC 6793 4.1).
             ATTR_AS4_PATH if !ctx.four_octet_as => match AsPath::decode(value, true) {
