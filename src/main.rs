@@ -13,6 +13,7 @@ mod compare;
 mod config_cmd;
 mod demo;
 mod emulate;
+mod router_cmd;
 mod show;
 
 /// ecmpd — what happens to live connections when the nexthops behind a
@@ -40,6 +41,7 @@ enum Command {
     Config(config_cmd::ConfigArgs),
     Emulate(emulate::EmulateArgs),
     Hash(cli::HashArgs),
+    Router(router_cmd::RouterArgs),
     Show(show::ShowArgs),
 }
 
@@ -51,13 +53,19 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    let cli = Cli::parse();
+    // The router reports its sessions at info level; one-shot commands only
+    // warn.
+    let level = match cli.command {
+        Command::Router(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(args) => bench::bench(args),
         Command::Bgp(args) => bgp::bgp(args),
@@ -65,6 +73,7 @@ fn main() -> ExitCode {
         Command::Config(args) => config_cmd::config(args),
         Command::Emulate(args) => emulate::emulate(args),
         Command::Hash(args) => cli::hash(args),
+        Command::Router(args) => router_cmd::router(args),
         Command::Show(args) => show::show(args),
     };
     match result {
