@@ -288,8 +288,10 @@ pub fn rib_config(config: &Config) -> RibConfig {
 }
 
 /// How fast one BFD failure was acted on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct BfdDown {
+    /// The diagnostic of the Down.
+    diag: String,
     last_rx: Option<Instant>,
     detected: Instant,
     fib: Option<Instant>,
@@ -501,6 +503,7 @@ impl Owner {
         self.bfd_downs.insert(
             ev.peer,
             BfdDown {
+                diag: format!("{:?}", ev.diag),
                 last_rx: ev.last_rx,
                 detected: ev.at,
                 fib: None,
@@ -777,6 +780,30 @@ impl Owner {
                 });
             }
         }
+        // A BFD Down takes the BGP session down, which ends the BFD session: keep
+        // showing how fast that failure was acted on until the session comes back.
+        for (peer, d) in &self.bfd_downs {
+            if out.iter().any(|p| p.peer == *peer) {
+                continue;
+            }
+            let Some(rx) = d.last_rx else { continue };
+            out.push(BfdPeerView {
+                peer: *peer,
+                state: "Down".into(),
+                diagnostic: d.diag.clone(),
+                local_discr: 0,
+                remote_discr: 0,
+                tx_ms: 0,
+                detect_ms: 0,
+                last_down: Some(BfdDownView {
+                    detect_ms: d.detected.saturating_duration_since(rx).as_secs_f64() * 1e3,
+                    fib_ms: d
+                        .fib
+                        .map(|f| f.saturating_duration_since(rx).as_secs_f64() * 1e3),
+                }),
+            });
+        }
+        out.sort_by_key(|p| p.peer);
         out
     }
 
