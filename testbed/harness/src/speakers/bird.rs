@@ -43,7 +43,7 @@ pub fn render(cfg: &SpeakerConfig, dir: &Path) -> String {
             let _ = writeln!(s, "  password \"{pw}\";");
         }
         if n.graceful_restart {
-            s.push_str("  graceful restart on;\n  graceful restart time 120;\n");
+            let _ = writeln!(s, "  graceful restart on;\n  graceful restart time {};", n.restart_time_s);
         }
         let _ = writeln!(s, "  {af} {{\n    import none;\n    export all;\n  }};\n}}");
     }
@@ -105,10 +105,26 @@ impl Bird {
         crate::require_programs(&["bird", "birdc"])?;
         let dir = Workdir::new(&format!("bird-{}", cfg.hostname))?;
         let config = render(&cfg, dir.path());
-        let conf = dir.write("bird.conf", &config)?;
-        let (sock, pid) = (dir.join("bird.ctl"), dir.join("bird.pid"));
-        let daemon = Daemon::spawn(
-            ns.name(),
+        dir.write("bird.conf", &config)?;
+        let daemon = Self::spawn(ns.name(), &dir)?;
+        let bird = Bird {
+            ns: ns.name().to_string(),
+            config,
+            daemon,
+            dir,
+        };
+        bird.wait_ready()?;
+        Ok(bird)
+    }
+
+    fn spawn(ns: &str, dir: &Workdir) -> Result<Daemon> {
+        let (conf, sock, pid) = (
+            dir.join("bird.conf"),
+            dir.join("bird.ctl"),
+            dir.join("bird.pid"),
+        );
+        Daemon::spawn(
+            ns,
             "bird",
             &[
                 "bird",
@@ -122,23 +138,30 @@ impl Bird {
             ],
             &[],
             dir.join("bird.out"),
-        )?;
-        let bird = Bird {
-            ns: ns.name().to_string(),
-            config,
-            daemon,
-            dir,
-        };
+        )
+    }
+
+    fn wait_ready(&self) -> Result<()> {
         wait_for(
             "bird to answer on its control socket",
             Duration::from_secs(10),
-            &[&bird],
+            &[self],
             || {
-                bird.daemon.ensure_running()?;
-                Ok(bird.birdc(&["show", "status"]).is_ok().then_some(()))
+                self.daemon.ensure_running()?;
+                Ok(self.birdc(&["show", "status"]).is_ok().then_some(()))
             },
-        )?;
-        Ok(bird)
+        )
+    }
+
+    /// Kills bird with SIGKILL (no NOTIFICATION: its peers see the TCP connection
+    /// close, as after a crash, and a graceful-restart helper keeps its routes as
+    /// stale), waits `down_for`, and starts it again with the same configuration.
+    pub fn restart(&mut self, down_for: Duration) -> Result<()> {
+        self.daemon.kill();
+        std::thread::sleep(down_for);
+        let _ = std::fs::remove_file(self.dir.join("bird.ctl"));
+        self.daemon = Self::spawn(&self.ns, &self.dir)?;
+        self.wait_ready()
     }
 
     /// Runs `birdc -s <socket> args...`.

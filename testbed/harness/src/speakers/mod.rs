@@ -88,8 +88,11 @@ pub struct Neighbor {
     pub password: Option<String>,
     /// Name of a [`BfdProfile`] of the speaker (FRR only).
     pub bfd_profile: Option<String>,
-    /// Advertise the graceful restart capability (restart time 120 s).
+    /// Advertise the graceful restart capability.
     pub graceful_restart: bool,
+    /// The restart time advertised with it (120 s by default; FRR's is per instance:
+    /// the first graceful neighbour's).
+    pub restart_time_s: u16,
 }
 
 impl Neighbor {
@@ -103,6 +106,7 @@ impl Neighbor {
             password: None,
             bfd_profile: None,
             graceful_restart: false,
+            restart_time_s: 120,
         }
     }
 
@@ -124,6 +128,12 @@ impl Neighbor {
 
     pub fn graceful_restart(mut self) -> Self {
         self.graceful_restart = true;
+        self
+    }
+
+    /// The graceful restart time to advertise.
+    pub fn restart_time(mut self, secs: u16) -> Self {
+        self.restart_time_s = secs;
         self
     }
 
