@@ -453,13 +453,13 @@ fn wait_leave(
             let summary = lab.router.bgp_summary()?;
             why = addrs
                 .iter()
-                .map(|a| {
-                    summary
-                        .peers
-                        .iter()
-                        .find(|p| p.address == *a)
-                        .filter(|p| p.state != "Established")
-                        .map(|p| p.last_error.clone().unwrap_or_else(|| p.state.clone()))
+                .map(|a| match summary.peers.iter().find(|p| p.address == *a) {
+                    // A dynamic neighbour is listed only while connected.
+                    None => Some("gone from show bgp summary".to_string()),
+                    Some(p) if p.state != "Established" => {
+                        Some(p.last_error.clone().unwrap_or_else(|| p.state.clone()))
+                    }
+                    Some(_) => None,
                 })
                 .collect();
             Ok(why.iter().all(Option::is_some).then_some(()))

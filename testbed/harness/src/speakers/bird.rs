@@ -106,7 +106,7 @@ impl Bird {
         let dir = Workdir::new(&format!("bird-{}", cfg.hostname))?;
         let config = render(&cfg, dir.path());
         dir.write("bird.conf", &config)?;
-        let daemon = Self::spawn(ns.name(), &dir)?;
+        let daemon = Self::spawn(ns.name(), &dir, false)?;
         let bird = Bird {
             ns: ns.name().to_string(),
             config,
@@ -117,28 +117,29 @@ impl Bird {
         Ok(bird)
     }
 
-    fn spawn(ns: &str, dir: &Workdir) -> Result<Daemon> {
+    /// `recovery`: start in graceful restart recovery (`-R`): BIRD then advertises the
+    /// restart and forwarding-state bits, and sends its routes once every graceful
+    /// neighbour's End-of-RIB is in.
+    fn spawn(ns: &str, dir: &Workdir, recovery: bool) -> Result<Daemon> {
         let (conf, sock, pid) = (
             dir.join("bird.conf"),
             dir.join("bird.ctl"),
             dir.join("bird.pid"),
         );
-        Daemon::spawn(
-            ns,
+        let mut argv = vec![
             "bird",
-            &[
-                "bird",
-                "-f",
-                "-c",
-                conf.to_str().expect("temp paths are UTF-8"),
-                "-s",
-                sock.to_str().expect("temp paths are UTF-8"),
-                "-P",
-                pid.to_str().expect("temp paths are UTF-8"),
-            ],
-            &[],
-            dir.join("bird.out"),
-        )
+            "-f",
+            "-c",
+            conf.to_str().expect("temp paths are UTF-8"),
+            "-s",
+            sock.to_str().expect("temp paths are UTF-8"),
+            "-P",
+            pid.to_str().expect("temp paths are UTF-8"),
+        ];
+        if recovery {
+            argv.push("-R");
+        }
+        Daemon::spawn(ns, "bird", &argv, &[], dir.join("bird.out"))
     }
 
     fn wait_ready(&self) -> Result<()> {
@@ -155,12 +156,13 @@ impl Bird {
 
     /// Kills bird with SIGKILL (no NOTIFICATION: its peers see the TCP connection
     /// close, as after a crash, and a graceful-restart helper keeps its routes as
-    /// stale), waits `down_for`, and starts it again with the same configuration.
+    /// stale), waits `down_for`, and starts it again with the same configuration in
+    /// graceful restart recovery (`-R`).
     pub fn restart(&mut self, down_for: Duration) -> Result<()> {
         self.daemon.kill();
         std::thread::sleep(down_for);
         let _ = std::fs::remove_file(self.dir.join("bird.ctl"));
-        self.daemon = Self::spawn(&self.ns, &self.dir)?;
+        self.daemon = Self::spawn(&self.ns, &self.dir, true)?;
         self.wait_ready()
     }
 

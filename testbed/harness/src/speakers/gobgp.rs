@@ -106,7 +106,7 @@ impl Gobgp {
         let dir = Workdir::new(&format!("gobgp-{}", cfg.hostname))?;
         let config = render(&cfg);
         let api_port = NEXT_API_PORT.fetch_add(1, Ordering::Relaxed);
-        let daemon = Self::spawn(ns.name(), &dir, &cfg, api_port)?;
+        let daemon = Self::spawn(ns.name(), &dir, &cfg, api_port, false)?;
         let mut gobgp = Gobgp {
             ns: ns.name().to_string(),
             config,
@@ -119,32 +119,38 @@ impl Gobgp {
         Ok(gobgp)
     }
 
-    fn spawn(ns: &str, dir: &Workdir, cfg: &SpeakerConfig, api_port: u16) -> Result<Daemon> {
+    /// `restarting`: `-r`, the restart and forwarding-state bits in the graceful
+    /// restart capability; gobgpd then defers its routes until its peers' End-of-RIB.
+    fn spawn(
+        ns: &str,
+        dir: &Workdir,
+        cfg: &SpeakerConfig,
+        api_port: u16,
+        restarting: bool,
+    ) -> Result<Daemon> {
         let global_only = SpeakerConfig {
             neighbors: Vec::new(),
             ..cfg.clone()
         };
         let conf = dir.write("gobgpd.toml", &render(&global_only))?;
         let api = format!("127.0.0.1:{api_port}");
-        Daemon::spawn(
-            ns,
+        let mut argv = vec![
             "gobgpd",
-            &[
-                "gobgpd",
-                "-f",
-                conf.to_str().expect("temp paths are UTF-8"),
-                "-t",
-                "toml",
-                "--api-hosts",
-                &api,
-                "--pprof-disable",
-                "--log-plain",
-                "-l",
-                "debug",
-            ],
-            &[],
-            dir.join("gobgpd.log"),
-        )
+            "-f",
+            conf.to_str().expect("temp paths are UTF-8"),
+            "-t",
+            "toml",
+            "--api-hosts",
+            &api,
+            "--pprof-disable",
+            "--log-plain",
+            "-l",
+            "debug",
+        ];
+        if restarting {
+            argv.push("-r");
+        }
+        Daemon::spawn(ns, "gobgpd", &argv, &[], dir.join("gobgpd.log"))
     }
 
     fn announce_and_connect(&mut self) -> Result<()> {
@@ -180,11 +186,12 @@ impl Gobgp {
     }
 
     /// Kills gobgpd with SIGKILL (no NOTIFICATION: a graceful-restart helper keeps its
-    /// routes as stale), waits `down_for`, and starts it again as at first.
+    /// routes as stale), waits `down_for`, and starts it again as at first but with
+    /// `-r` (restarting).
     pub fn restart(&mut self, down_for: Duration) -> Result<()> {
         self.daemon.kill();
         std::thread::sleep(down_for);
-        self.daemon = Self::spawn(&self.ns, &self.dir, &self.cfg, self.api_port)?;
+        self.daemon = Self::spawn(&self.ns, &self.dir, &self.cfg, self.api_port, true)?;
         self.announce_and_connect()
     }
 
