@@ -48,7 +48,7 @@ const RESTART_DOWN: Duration = Duration::from_secs(4);
 /// The graceful restart time every node advertises: how long ecmpd keeps a vanished
 /// node's paths (stale) when the session ended without a NOTIFICATION or by the hold
 /// timer. Short, so the tests can watch it end; long enough for a restart.
-const RESTART_TIME: Duration = Duration::from_secs(15);
+const RESTART_TIME: Duration = Duration::from_secs(20);
 
 fn ecmpd_binary() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_BIN_EXE_ecmpd"))
@@ -167,6 +167,7 @@ fn node_config(kind: Kind, topo: &Topology, i: usize, password: &str) -> Speaker
     for addr in [IpAddr::from(topo.router.v4), topo.router.v6.into()] {
         let mut n = Neighbor::new(addr, ROUTER_AS)
             .timers(keepalive, hold)
+            .connect_retry(2)
             .password(password)
             .graceful_restart()
             .restart_time(RESTART_TIME.as_secs() as u16);

@@ -116,6 +116,12 @@ impl Neighbor {
         self
     }
 
+    /// Seconds between connection attempts (not ExaBGP: it has no such setting).
+    pub fn connect_retry(mut self, secs: u16) -> Self {
+        self.connect_retry_s = secs;
+        self
+    }
+
     pub fn password(mut self, password: &str) -> Self {
         self.password = Some(password.to_string());
         self
