@@ -128,7 +128,10 @@ fn router_config(kind: Kind, topo: &Topology) -> EcmpdConfig {
         session = session.bfd_profile(BFD_PROFILE);
     }
     let mut cfg = EcmpdConfig::new(ROUTER_AS, r.v4, &[r.v4.into(), r.v6.into()])
-        .policy("services", &["192.168.100.0/24 le 32", "fd00:100::/64 le 128"])
+        .policy(
+            "services",
+            &["192.168.100.0/24 le 32", "fd00:100::/64 le 128"],
+        )
         .bfd(BfdProfile::new(BFD_PROFILE));
     if kind == Kind::Frr {
         // FRR-mode speakers as configured, passive peers with BFD (testbed/router's
@@ -264,7 +267,13 @@ impl Lab {
     }
 
     /// Waits until `prefix`'s group has exactly the next hops of `which` nodes.
-    fn wait_group(&self, nodes: &Nodes, prefix: &Prefix, which: &[usize], timeout: Duration) -> Members {
+    fn wait_group(
+        &self,
+        nodes: &Nodes,
+        prefix: &Prefix,
+        which: &[usize],
+        timeout: Duration,
+    ) -> Members {
         let mut want: Vec<IpAddr> = which.iter().map(|i| self.next_hop(*i, prefix)).collect();
         want.sort();
         let what = format!("ecmpd's FIB group for {prefix} to be exactly {want:?}");
@@ -366,7 +375,10 @@ fn suite(kind: Kind) {
         lab.bad.diagnostics()
     );
     let md5_failures = lab.topo.router.ns.tcp_ext_counter("TCPMD5Failure").unwrap();
-    assert!(md5_failures > 0, "ecmpd's kernel counted no TCP MD5 failures");
+    assert!(
+        md5_failures > 0,
+        "ecmpd's kernel counted no TCP MD5 failures"
+    );
     report.push(format!(
         "wrong password: never established nor in the FIB over {looks} looks in {:.1?}; {md5_failures} segments with a bad MD5 signature dropped",
         start.elapsed()
@@ -382,8 +394,8 @@ fn steps(lab: &Lab, nodes: &mut Nodes, report: &mut Vec<String>, start: Instant)
     let (v4, v6) = (v4_service(), v6_service());
 
     // 1. Sessions establish.
-    for i in 0..3 {
-        lab.wait_established(i, nodes[i].as_deref().unwrap());
+    for (i, node) in nodes.iter().enumerate() {
+        lab.wait_established(i, node.as_deref().expect("node running"));
     }
     let summary = lab.router.bgp_summary().unwrap();
     let up: Vec<IpAddr> = summary
@@ -493,7 +505,12 @@ fn wait_leave(
             i + 1
         );
     }
-    let after_v4 = lab.wait_group(nodes, &v4, remaining, RESTART_TIME + Duration::from_secs(10));
+    let after_v4 = lab.wait_group(
+        nodes,
+        &v4,
+        remaining,
+        RESTART_TIME + Duration::from_secs(10),
+    );
     let after_v6 = lab.wait_group(nodes, &v6, remaining, Duration::from_secs(5));
     let left = t0.elapsed();
     for (after, before, p) in [(&after_v4, before[0], &v4), (&after_v6, before[1], &v6)] {
@@ -526,7 +543,13 @@ fn wait_leave(
 /// Step 3: node `i` is killed without NOTIFICATION and comes back after
 /// [`RESTART_DOWN`]. Meanwhile the FIB must not change (its paths are stale, its member
 /// stays with its id); afterwards End-of-RIB leaves no stale path and the same group.
-fn graceful_restart(lab: &Lab, nodes: &mut Nodes, i: usize, before: [&Members; 2], report: &mut Vec<String>) {
+fn graceful_restart(
+    lab: &Lab,
+    nodes: &mut Nodes,
+    i: usize,
+    before: [&Members; 2],
+    report: &mut Vec<String>,
+) {
     let (v4, v6) = (v4_service(), v6_service());
     let addrs = lab.node_addrs(i);
     let t = Instant::now();
@@ -582,9 +605,18 @@ fn graceful_restart(lab: &Lab, nodes: &mut Nodes, i: usize, before: [&Members; 2
         i + 1,
         lab.router.diagnostics()
     );
-    assert_eq!(stale_seen, [true; 2], "ecmpd never showed node {}'s paths stale (v4, v6)", i + 1);
+    assert_eq!(
+        stale_seen,
+        [true; 2],
+        "ecmpd never showed node {}'s paths stale (v4, v6)",
+        i + 1
+    );
     for (f, p) in [&v4, &v6].into_iter().enumerate() {
-        assert_eq!(&members(&lab.router, p).unwrap(), before[f], "{p} after the restart");
+        assert_eq!(
+            &members(&lab.router, p).unwrap(),
+            before[f],
+            "{p} after the restart"
+        );
     }
     report.push(format!(
         "3. node {} restarted (down {RESTART_DOWN:?}): paths stale, FIB unchanged over {samples} looks, swept by End-of-RIB {took:.1?} after the kill; same member ids",
@@ -601,8 +633,11 @@ fn cut_link(lab: &Lab, nodes: &Nodes, i: usize, before: [&Members; 2], report: &
     let (_, hold) = lab.kind.timers();
     let profile = BfdProfile::new(BFD_PROFILE);
     let detection = Duration::from_millis(
-        u64::from(profile.transmit_interval_ms.max(profile.receive_interval_ms))
-            * u64::from(profile.detect_multiplier),
+        u64::from(
+            profile
+                .transmit_interval_ms
+                .max(profile.receive_interval_ms),
+        ) * u64::from(profile.detect_multiplier),
     );
     if lab.kind.bfd() {
         wait_for(
@@ -624,7 +659,9 @@ fn cut_link(lab: &Lab, nodes: &Nodes, i: usize, before: [&Members; 2], report: &
     let remaining: Vec<usize> = (0..3).filter(|n| *n != i).collect();
     if !lab.kind.bfd() {
         let left = wait_leave(lab, nodes, i, t, &remaining, before);
-        report.push(format!("4. node 3's link cut, no BFD, hold time {hold} s: {left}"));
+        report.push(format!(
+            "4. node 3's link cut, no BFD, hold time {hold} s: {left}"
+        ));
         return;
     }
     let after_v4 = lab.wait_group(nodes, &v4, &remaining, Duration::from_secs(30));

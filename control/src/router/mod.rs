@@ -440,7 +440,11 @@ impl Owner {
                 // per family (RFC 4724 2). A restarting speaker (BIRD -R, GoBGP -r,
                 // FRR -K) defers its own routes until every peer's End-of-RIB.
                 for family in &neg.families {
-                    if let Err(e) = self.bgp.send_update(ev.peer, Update::end_of_rib(*family)).await {
+                    if let Err(e) = self
+                        .bgp
+                        .send_update(ev.peer, Update::end_of_rib(*family))
+                        .await
+                    {
                         tracing::debug!(peer = %addr, "cannot send End-of-RIB: {e}");
                     }
                 }

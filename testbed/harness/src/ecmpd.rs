@@ -297,8 +297,7 @@ impl Ecmpd {
 
     fn show_text(&self, args: &[&str], json: bool) -> Result<String> {
         let api = self.api.to_string();
-        let mut cmd =
-            crate::netns::command_in(&self.ns, self.binary.to_str().expect("UTF-8 path"));
+        let mut cmd = crate::netns::command_in(&self.ns, self.binary.to_str().expect("UTF-8 path"));
         cmd.arg("show").args(args).args(["--api", &api]);
         if json {
             cmd.arg("--json");

@@ -131,7 +131,10 @@ fn ecmpd_router_renders_a_config_ecmpd_accepts() {
         "10.10.0.1".parse().unwrap(),
         &["10.10.0.1".parse().unwrap(), "fd00:10::1".parse().unwrap()],
     )
-    .policy("services", &["192.168.100.0/24 le 32", "fd00:100::/64 le 128"])
+    .policy(
+        "services",
+        &["192.168.100.0/24 le 32", "fd00:100::/64 le 128"],
+    )
     .bfd(BfdProfile::new("metallb"))
     .range("10.10.0.0/25".parse().unwrap(), 64512, session.clone())
     .range("fd00:10::/64".parse().unwrap(), 64512, session.clone())

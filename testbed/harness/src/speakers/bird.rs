@@ -43,7 +43,11 @@ pub fn render(cfg: &SpeakerConfig, dir: &Path) -> String {
             let _ = writeln!(s, "  password \"{pw}\";");
         }
         if n.graceful_restart {
-            let _ = writeln!(s, "  graceful restart on;\n  graceful restart time {};", n.restart_time_s);
+            let _ = writeln!(
+                s,
+                "  graceful restart on;\n  graceful restart time {};",
+                n.restart_time_s
+            );
         }
         let _ = writeln!(s, "  {af} {{\n    import none;\n    export all;\n  }};\n}}");
     }

@@ -35,7 +35,11 @@ pub fn render(cfg: &SpeakerConfig, dir: &Path) -> String {
             let _ = writeln!(s, "  md5-password \"{pw}\";");
         }
         if n.graceful_restart {
-            let _ = writeln!(s, "  capability {{\n    graceful-restart {};\n  }}", n.restart_time_s);
+            let _ = writeln!(
+                s,
+                "  capability {{\n    graceful-restart {};\n  }}",
+                n.restart_time_s
+            );
         }
         let af = if n.is_ipv4() { "ipv4" } else { "ipv6" };
         let _ = writeln!(s, "  family {{\n    {af} unicast;\n  }}");

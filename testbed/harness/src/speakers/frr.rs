@@ -77,7 +77,11 @@ pub fn render(cfg: &SpeakerConfig, role: FrrRole, dir: &Path) -> FrrFiles {
                 .iter()
                 .find(|n| n.graceful_restart && n.restart_time_s != 120)
             {
-                let _ = writeln!(bgpd, "  bgp graceful-restart restart-time {}", n.restart_time_s);
+                let _ = writeln!(
+                    bgpd,
+                    "  bgp graceful-restart restart-time {}",
+                    n.restart_time_s
+                );
             }
         }
         FrrRole::MultipathRouter { .. } => {

@@ -37,7 +37,11 @@ pub fn render(cfg: &SpeakerConfig) -> String {
         s.push_str("  [neighbors.transport.config]\n");
         let _ = writeln!(s, "    local-address = \"{}\"", cfg.local_addr_for(n));
         if n.graceful_restart {
-            let _ = writeln!(s, "  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = {}", n.restart_time_s);
+            let _ = writeln!(
+                s,
+                "  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = {}",
+                n.restart_time_s
+            );
         }
         let af = if n.is_ipv4() {
             "ipv4-unicast"
