@@ -16,8 +16,12 @@
 //!    End-of-RIB arrives no path is stale and the group is unchanged;
 //! 4. node 3's link is cut: FRR runs BFD (MetalLB's 300 ms x 3), so the member leaves
 //!    within a bound derived from the profile and `show bfd peers` reports the detection
-//!    and FIB times; the others run no BFD and the router's 3 s hold timer takes it out;
-//! 5. node 1's speaker is stopped: its member leaves at once, node 2 keeps its id;
+//!    and FIB times; the others run no BFD and the router's 3 s hold timer takes the
+//!    sessions down, after which ecmpd (a graceful-restart helper) keeps the paths stale
+//!    until the node's restart time ends, then removes the member;
+//! 5. node 1's speaker is stopped (SIGTERM): after a NOTIFICATION its member leaves at
+//!    once, after a bare close it stays (stale) until the restart time ends; either way
+//!    node 2 keeps its member ids;
 //! 6. throughout, the wrong password's node never establishes (either side) and never
 //!    appears in the FIB, and the router's kernel counts TCP MD5 failures.
 //!
@@ -45,10 +49,6 @@ const WRONG_PASSWORD: &str = "not-the-password";
 const BFD_PROFILE: &str = "metallb";
 /// How long a gracefully restarting speaker stays away.
 const RESTART_DOWN: Duration = Duration::from_secs(4);
-/// The graceful restart time every node advertises: how long ecmpd keeps a vanished
-/// node's paths (stale) when the session ended without a NOTIFICATION or by the hold
-/// timer. Short, so the tests can watch it end; long enough for a restart.
-const RESTART_TIME: Duration = Duration::from_secs(20);
 
 fn ecmpd_binary() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_BIN_EXE_ecmpd"))
@@ -74,6 +74,20 @@ impl Kind {
     /// FRR runs BFD (MetalLB's FRR mode); the others rely on the router's hold timer.
     fn bfd(self) -> bool {
         self == Kind::Frr
+    }
+
+    /// The graceful restart time the nodes advertise: how long ecmpd keeps a vanished
+    /// node's paths (stale) when the session ended without a NOTIFICATION or by the hold
+    /// timer. Short, so the tests can watch it end; long enough for a restart: gobgpd
+    /// takes 5 to 8 s after starting before it dials, so it gets more.
+    fn restart_time(self) -> Duration {
+        Duration::from_secs(if self == Kind::Gobgp { 30 } else { 20 })
+    }
+
+    /// Whether the speaker sends a NOTIFICATION (Cease) when stopped with SIGTERM. FRR
+    /// with graceful restart configured and ExaBGP just close the connection.
+    fn notifies_on_stop(self) -> bool {
+        matches!(self, Kind::Bird | Kind::Gobgp)
     }
 
     /// Keepalive and hold time on both sides: FRR keeps FRR's MetalLB-ish 3/9 s (BFD
@@ -173,7 +187,7 @@ fn node_config(kind: Kind, topo: &Topology, i: usize, password: &str) -> Speaker
             .connect_retry(2)
             .password(password)
             .graceful_restart()
-            .restart_time(RESTART_TIME.as_secs() as u16);
+            .restart_time(kind.restart_time().as_secs() as u16);
         if kind.bfd() {
             n = n.bfd_profile(BFD_PROFILE);
         }
@@ -437,7 +451,13 @@ fn steps(lab: &Lab, nodes: &mut Nodes, report: &mut Vec<String>, start: Instant)
     // 5. Node 1's speaker stops (SIGTERM, as its init would).
     let t = Instant::now();
     nodes[0] = None;
-    let left = wait_leave(lab, nodes, 0, t, &[1], [&all_v4, &all_v6]);
+    let (left, kept) = wait_leave(lab, nodes, 0, t, &[1], [&all_v4, &all_v6]);
+    assert_eq!(
+        kept,
+        !lab.kind.notifies_on_stop(),
+        "{:?} stopped: ecmpd kept its paths stale: {kept}; {left}",
+        lab.kind
+    );
     report.push(format!("5. node 1's speaker stopped: {left}"));
 }
 
@@ -445,7 +465,8 @@ fn steps(lab: &Lab, nodes: &mut Nodes, report: &mut Vec<String>, start: Instant)
 /// its sessions down, then for its member to leave both groups. If ecmpd kept its paths
 /// stale (graceful restart helper: the session ended without a NOTIFICATION, or by the
 /// hold timer), the member must stay until the node's restart time ends; otherwise it
-/// must leave at once. The members of `remaining` keep their ids. Says what happened.
+/// must leave at once. The members of `remaining` keep their ids. Says what happened,
+/// and whether the paths were kept stale.
 fn wait_leave(
     lab: &Lab,
     nodes: &Nodes,
@@ -453,10 +474,11 @@ fn wait_leave(
     t0: Instant,
     remaining: &[usize],
     before: [&Members; 2],
-) -> String {
+) -> (String, bool) {
     let (v4, v6) = (v4_service(), v6_service());
     let addrs = lab.node_addrs(i);
     let hold = Duration::from_secs(lab.kind.timers().1.into());
+    let restart_time = lab.kind.restart_time();
     let mut why = Vec::new();
     wait_for(
         &format!("ecmpd to take node {}'s sessions down", i + 1),
@@ -509,7 +531,7 @@ fn wait_leave(
         nodes,
         &v4,
         remaining,
-        RESTART_TIME + Duration::from_secs(10),
+        restart_time + Duration::from_secs(10),
     );
     let after_v6 = lab.wait_group(nodes, &v6, remaining, Duration::from_secs(5));
     let left = t0.elapsed();
@@ -522,21 +544,21 @@ fn wait_leave(
     let stale_for = left.saturating_sub(down);
     if kept {
         assert!(
-            stale_for + Duration::from_secs(1) >= RESTART_TIME
-                && stale_for <= RESTART_TIME + Duration::from_secs(5),
-            "stale paths should go when the restart time ({RESTART_TIME:?}) ends; went {stale_for:?} after the session"
+            stale_for + Duration::from_secs(1) >= restart_time
+                && stale_for <= restart_time + Duration::from_secs(5),
+            "stale paths should go when the restart time ({restart_time:?}) ends; went {stale_for:?} after the session"
         );
-        format!(
-            "ecmpd saw the sessions go down after {down:.1?} ({why:?}), kept the paths stale and the member in the FIB, and removed it {stale_for:.1?} later (restart time {RESTART_TIME:?}); the others kept their ids"
-        )
+        (format!(
+            "ecmpd saw the sessions go down after {down:.1?} ({why:?}), kept the paths stale and the member in the FIB, and removed it {stale_for:.1?} later (restart time {restart_time:?}); the others kept their ids"
+        ), true)
     } else {
         assert!(
             stale_for < Duration::from_secs(2),
             "without stale paths the member should leave at once; took {stale_for:?}"
         );
-        format!(
+        (format!(
             "ecmpd saw the sessions go down after {down:.1?} ({why:?}) and the member left {stale_for:.1?} later; the others kept their ids"
-        )
+        ), false)
     }
 }
 
@@ -658,7 +680,11 @@ fn cut_link(lab: &Lab, nodes: &Nodes, i: usize, before: [&Members; 2], report: &
     let t = Instant::now();
     let remaining: Vec<usize> = (0..3).filter(|n| *n != i).collect();
     if !lab.kind.bfd() {
-        let left = wait_leave(lab, nodes, i, t, &remaining, before);
+        let (left, kept) = wait_leave(lab, nodes, i, t, &remaining, before);
+        assert!(
+            kept,
+            "a hold timer expiry should leave the paths stale: {left}"
+        );
         report.push(format!(
             "4. node 3's link cut, no BFD, hold time {hold} s: {left}"
         ));
