@@ -23,6 +23,35 @@ pub struct BgpArgs {
 #[derive(Subcommand, Debug)]
 enum BgpCommand {
     Decode(DecodeArgs),
+    Refresh(RefreshArgs),
+}
+
+/// Ask a running router to send ROUTE-REFRESH to a neighbour (RFC 2918),
+/// for every family the session negotiated, so the neighbour sends its
+/// routes again. (Import policy changes need none: the router keeps what it
+/// received and re-evaluates it.)
+#[derive(Args, Debug)]
+pub struct RefreshArgs {
+    /// The neighbour's address.
+    peer: std::net::IpAddr,
+    #[command(flatten)]
+    target: crate::show::ApiTarget,
+}
+
+fn refresh(args: RefreshArgs) -> anyhow::Result<()> {
+    let base = crate::show::api_base(&args.target)?;
+    let path = format!("/api/v1/bgp/refresh?peer={}", args.peer);
+    let (raw, families): (String, Vec<String>) = crate::show::post(&base, &path)?;
+    if args.target.json {
+        println!("{raw}");
+    } else {
+        println!(
+            "ROUTE-REFRESH sent to {} for {}",
+            args.peer,
+            families.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Decode BGP messages given as hex into JSON.
@@ -74,6 +103,7 @@ pub struct DecodeArgs {
 pub fn bgp(args: BgpArgs) -> anyhow::Result<()> {
     match args.command {
         BgpCommand::Decode(a) => decode(a),
+        BgpCommand::Refresh(a) => refresh(a),
     }
 }
 

@@ -17,13 +17,13 @@ pub struct ApiTarget {
     /// The management API address (default: the [api] listen address of
     /// --config, else the built-in configuration's, 127.0.0.1:2179).
     #[arg(long, global = true, value_name = "ADDR")]
-    api: Option<SocketAddr>,
+    pub api: Option<SocketAddr>,
     /// The router's configuration file, to find its API address.
     #[arg(long, global = true, value_name = "FILE")]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
-    json: bool,
+    pub json: bool,
 }
 
 /// Show a running router's state (BGP neighbours and routes, the FIB, BFD).
@@ -102,7 +102,9 @@ pub fn show(args: ShowArgs) -> anyhow::Result<()> {
     }
 }
 
-fn api_base(t: &ApiTarget) -> anyhow::Result<String> {
+/// `http://ADDR` of the router's API, from `--api`, `--config` or the
+/// built-in default.
+pub fn api_base(t: &ApiTarget) -> anyhow::Result<String> {
     let addr = match (t.api, &t.config) {
         (Some(a), _) => a,
         (None, Some(path)) => {
@@ -118,13 +120,27 @@ fn api_base(t: &ApiTarget) -> anyhow::Result<String> {
 
 /// GET `path`, returning the body as text and parsed.
 fn fetch<T: DeserializeOwned>(base: &str, path: &str) -> anyhow::Result<(String, T)> {
+    request(base, path, false)
+}
+
+/// POST `path` (no body), returning the answer as text and parsed.
+pub fn post<T: DeserializeOwned>(base: &str, path: &str) -> anyhow::Result<(String, T)> {
+    request(base, path, true)
+}
+
+fn request<T: DeserializeOwned>(base: &str, path: &str, post: bool) -> anyhow::Result<(String, T)> {
     let url = format!("{base}{path}");
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(std::time::Duration::from_secs(10)))
         .build()
         .into();
-    let mut resp = agent.get(&url).call().map_err(|e| {
+    let sent = if post {
+        agent.post(&url).send_empty()
+    } else {
+        agent.get(&url).call()
+    };
+    let mut resp = sent.map_err(|e| {
         anyhow::anyhow!(
             "cannot reach the router's management API at {base}: {e} (is `ecmpd router` running? pass --api ADDR or --config FILE)"
         )

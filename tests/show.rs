@@ -122,6 +122,13 @@ async fn owner(mut rx: mpsc::Receiver<Query>) {
             Query::Metrics(tx) => {
                 let _ = tx.send("ecmpd_bgp_peers 2\n".into());
             }
+            Query::Refresh(peer, tx) => {
+                let _ = tx.send(if peer == ip("127.0.0.2") {
+                    Ok(vec!["ipv4-unicast".into()])
+                } else {
+                    Err(format!("{peer} has no established session"))
+                });
+            }
         }
     }
 }
@@ -204,6 +211,21 @@ fn show_commands_read_the_api_as_tables_and_json() {
         text.contains("912 ms / 914 ms") || text.contains("912 ms / 913 ms"),
         "{text}"
     );
+
+    // ROUTE-REFRESH on demand, and a clear refusal.
+    let refresh = |peer: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ecmpd"))
+            .args(["bgp", "refresh", peer, "--api", &addr])
+            .output()
+            .unwrap()
+    };
+    let out = refresh("127.0.0.2");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("ROUTE-REFRESH sent to 127.0.0.2 for ipv4-unicast"));
+    let out = refresh("127.0.0.9");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no established session"));
 
     rt.block_on(server.shutdown());
 }

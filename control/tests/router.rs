@@ -26,7 +26,7 @@ listen = ["127.0.0.1:1179"]
 listen = "127.0.0.1:2179"
 
 [[listen_range]]
-prefix = "127.0.0.0/8"
+prefix = "127.0.0.0/29"
 asn = "external"
 import = "services"
 
@@ -57,8 +57,16 @@ async fn start(config: Config) -> Router {
 async fn speaker(router: &Router, n: u8) -> SpeakerHandle {
     let addr: SocketAddr = router.bgp_addrs()[0];
     let source: IpAddr = format!("127.0.0.{n}").parse().unwrap();
-    let s = speaker::spawn(SpeakerConfig::new(64600 + u32::from(n), 64512, source, addr));
-    assert!(s.established(Duration::from_secs(10)).await, "speaker 127.0.0.{n} establishes");
+    let s = speaker::spawn(SpeakerConfig::new(
+        64600 + u32::from(n),
+        64512,
+        source,
+        addr,
+    ));
+    assert!(
+        s.established(Duration::from_secs(10)).await,
+        "speaker 127.0.0.{n} establishes"
+    );
     s
 }
 
@@ -100,7 +108,10 @@ async fn speakers_build_and_shrink_one_resilient_group() {
     let before = wait_members(&router, SERVICE, 3).await;
     let fib = router.fib().await.unwrap();
     let route = &fib.routes[0];
-    assert_eq!(route.algorithm, "resilient", "the default forwarding policy");
+    assert_eq!(
+        route.algorithm, "resilient",
+        "the default forwarding policy"
+    );
     assert_eq!(route.fields, "l4");
 
     // A node leaves the way MetalLB's speaker does: it closes the socket.
@@ -108,15 +119,26 @@ async fn speakers_build_and_shrink_one_resilient_group() {
     gone.stop().await;
     let after = wait_members(&router, SERVICE, 2).await;
     for m in &after {
-        assert!(before.contains(m), "member ids of the survivors are kept: {before:?} -> {after:?}");
+        assert!(
+            before.contains(m),
+            "member ids of the survivors are kept: {before:?} -> {after:?}"
+        );
     }
-    assert!(!after.iter().any(|(a, _)| *a == "127.0.0.3".parse::<IpAddr>().unwrap()));
+    assert!(!after
+        .iter()
+        .any(|(a, _)| *a == "127.0.0.3".parse::<IpAddr>().unwrap()));
 
     // Summary: two established neighbours, each with one accepted prefix.
     let summary = router.bgp_summary().await.unwrap();
-    let up: Vec<_> = summary.peers.iter().filter(|p| p.state == "Established").collect();
+    let up: Vec<_> = summary
+        .peers
+        .iter()
+        .filter(|p| p.state == "Established")
+        .collect();
     assert_eq!(up.len(), 2, "{summary:?}");
-    assert!(up.iter().all(|p| p.prefixes_accepted == 1 && p.range.as_deref() == Some("127.0.0.0/8")));
+    assert!(up
+        .iter()
+        .all(|p| p.prefixes_accepted == 1 && p.range.as_deref() == Some("127.0.0.0/29")));
 
     for s in speakers {
         s.stop().await;
@@ -158,9 +180,109 @@ fields = "l3"
     wait_members(&router, SERVICE, 1).await;
     wait_members(&router, "198.51.100.200/32", 1).await;
     let fib = router.fib().await.unwrap();
-    let by = |p: &str| fib.routes.iter().find(|r| r.prefix == p).unwrap().algorithm.clone();
+    let by = |p: &str| {
+        fib.routes
+            .iter()
+            .find(|r| r.prefix == p)
+            .unwrap()
+            .algorithm
+            .clone()
+    };
     assert_eq!(by(SERVICE), "maglev");
     assert_eq!(by("198.51.100.200/32"), "resilient");
     s.stop().await;
     router.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learned_routes_are_re_advertised_to_an_upstream_peer() {
+    // B: an upstream router accepting A from a listen range.
+    let b_cfg = Config::parse(
+        r#"
+[router]
+id = "127.0.0.9"
+asn = 65000
+listen = ["127.0.0.9:1179"]
+
+[[listen_range]]
+prefix = "127.0.0.1/32"
+asn = 64512
+
+[dataplane]
+backend = "memory"
+"#,
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let b = Router::start(
+        b_cfg,
+        RouterOptions {
+            bgp_listen: Some(vec!["127.0.0.9:0".parse().unwrap()]),
+            no_api: true,
+            ..RouterOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let b_port = b.bgp_addrs()[0].port();
+
+    // A: learns the service from a speaker and has B as its upstream.
+    let a = start(config(&format!(
+        r#"
+[[peer]]
+address = "127.0.0.9"
+port = {b_port}
+asn = 65000
+source = "127.0.0.1"
+upstream = true
+"#
+    )))
+    .await;
+    let s = speaker(&a, 2).await;
+    s.announce(SERVICE.parse().unwrap(), vec![]);
+    wait_members(&a, SERVICE, 1).await;
+
+    // B installs it via A (next hop self), with A's AS in front.
+    let via = wait_members(&b, SERVICE, 1).await;
+    assert_eq!(via[0].0, "127.0.0.1".parse::<IpAddr>().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    b.queries()
+        .send(control::api::Query::BgpRoutes(None, tx))
+        .await
+        .unwrap();
+    let routes = rx.await.unwrap();
+    assert_eq!(routes[0].paths[0].as_path, "64512 64602", "{routes:?}");
+
+    // Route refresh on demand: B asks A, which sends its table again.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    b.queries()
+        .send(control::api::Query::Refresh(
+            "127.0.0.1".parse().unwrap(),
+            tx,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        rx.await.unwrap(),
+        Ok(vec!["ipv4-unicast".to_string(), "ipv6-unicast".to_string()])
+    );
+    // MetalLB's native speaker advertises no route refresh: A says so.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    a.queries()
+        .send(control::api::Query::Refresh(
+            "127.0.0.2".parse().unwrap(),
+            tx,
+        ))
+        .await
+        .unwrap();
+    let err = rx.await.unwrap().unwrap_err();
+    assert!(err.contains("did not negotiate route refresh"), "{err}");
+    wait_members(&b, SERVICE, 1).await;
+
+    // The speaker leaves: A withdraws, B follows.
+    s.stop().await;
+    wait_members(&a, SERVICE, 0).await;
+    wait_members(&b, SERVICE, 0).await;
+    a.shutdown().await;
+    b.shutdown().await;
 }

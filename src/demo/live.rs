@@ -8,7 +8,7 @@
 //! ([`LAG`]), so that a FIB change the router made at time t reaches them
 //! before they forward packets past t.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -78,53 +78,42 @@ pub fn drive(
         let target = now.min(end);
         // Every event that has arrived, in order; each at its own time, never
         // before what the engines already did.
-        loop {
-            match events.recv_timeout(Duration::ZERO) {
-                Ok(ev) => {
-                    let at = match &ev {
-                        LiveEvent::Members { at, .. } | LiveEvent::NodeDead { at, .. } => {
-                            nanos_since(t0, *at).max(reached).min(end)
-                        }
-                    };
+        while let Ok(ev) = events.try_recv() {
+            let at = match &ev {
+                LiveEvent::Members { at, .. } | LiveEvent::NodeDead { at, .. } => {
+                    nanos_since(t0, *at).max(reached).min(end)
+                }
+            };
+            for e in engines.iter_mut() {
+                e.advance(at, &no_progress);
+            }
+            reached = at;
+            match ev {
+                LiveEvent::NodeDead { node, dead, .. } => {
                     for e in engines.iter_mut() {
-                        e.advance(at, &no_progress);
-                    }
-                    reached = at;
-                    match ev {
-                        LiveEvent::NodeDead { node, dead, .. } => {
-                            for e in engines.iter_mut() {
-                                e.set_node_dead(node, dead.then_some(at));
-                            }
-                        }
-                        LiveEvent::Members {
-                            service,
-                            nodes,
-                            cause,
-                            ..
-                        } => {
-                            let Some(current) = members.get_mut(service) else {
-                                continue;
-                            };
-                            for step in diff_steps(
-                                scenario,
-                                service,
-                                current,
-                                &nodes,
-                                at,
-                                &cause,
-                                steps.len(),
-                            ) {
-                                for e in engines.iter_mut() {
-                                    e.apply(&step)
-                                        .with_context(|| format!("applying {}", step.label))?;
-                                }
-                                steps.push(step);
-                            }
-                            *current = nodes;
-                        }
+                        e.set_node_dead(node, dead.then_some(at));
                     }
                 }
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+                LiveEvent::Members {
+                    service,
+                    nodes,
+                    cause,
+                    ..
+                } => {
+                    let Some(current) = members.get_mut(service) else {
+                        continue;
+                    };
+                    for step in
+                        diff_steps(scenario, service, current, &nodes, at, &cause, steps.len())
+                    {
+                        for e in engines.iter_mut() {
+                            e.apply(&step)
+                                .with_context(|| format!("applying {}", step.label))?;
+                        }
+                        steps.push(step);
+                    }
+                    *current = nodes;
+                }
             }
         }
         if target > reached {

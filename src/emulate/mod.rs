@@ -65,6 +65,8 @@ pub struct ScenarioSummary {
 /// Everything one `ecmpd emulate` run produced.
 #[derive(Clone, Debug, Serialize)]
 pub struct Emulation {
+    /// The command that made it: `emulate` (virtual time) or `demo` (live).
+    pub command: &'static str,
     pub scenario: ScenarioSummary,
     pub workload: WorkloadStats,
     /// One run per algorithm x fields, in the scenario's order (fields
@@ -191,6 +193,7 @@ pub fn run(scenario: &Scenario, progress: bool) -> Result<Emulation> {
         .collect::<Result<_>>()?;
     bar.finish_and_clear();
     Ok(Emulation {
+        command: "emulate",
         scenario: ScenarioSummary::of(scenario),
         workload: workload.stats,
         runs,

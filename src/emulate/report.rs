@@ -761,6 +761,18 @@ pub fn verdict(e: &Emulation) -> Vec<String> {
             and_list(&unrouted)
         ));
     }
+    let blackholed: Vec<String> = e
+        .runs
+        .iter()
+        .filter(|r| r.totals.blackholed > 0)
+        .map(|r| format!("{} {}", r.label(), num(r.totals.blackholed)))
+        .collect();
+    if !blackholed.is_empty() {
+        out.push(format!(
+            "Packets forwarded to a node after it had died, before the router found out (a live run only): {}. They differ by how much of the traffic each algorithm had given the dead node.",
+            and_list(&blackholed)
+        ));
+    }
     let dropped: Vec<String> = e
         .runs
         .iter()
@@ -1476,6 +1488,15 @@ th:first-child,td:first-child{text-align:left}tr.pick{background:#e8f5e9;font-we
 .legend .sw{display:inline-block;width:14px;height:12px;margin-right:.35em;vertical-align:-1px}.legend .tick{display:inline-block;width:0;height:14px;border-left:2px solid;margin:0 .5em 0 .4em;vertical-align:-2px}\
 .note{color:#555;font-size:.92em}.warning{background:#fff4e5;border-left:5px solid #ef6c00;padding:.5em 1em}code{background:#f4f4f4;padding:0 .2em}";
 
+/// `of virtual time` for an emulation, `live` for the demo's wall clock.
+fn clock(e: &Emulation) -> &'static str {
+    if e.command == "emulate" {
+        "of virtual time"
+    } else {
+        "on the wall clock"
+    }
+}
+
 fn html(e: &Emulation) -> String {
     let s = &e.scenario;
     let mut h = String::new();
@@ -1486,11 +1507,13 @@ fn html(e: &Emulation) -> String {
     );
     let _ = write!(
         h,
-        "<h1>Emulation: {}</h1><p class=\"sub\">ecmpd emulate · {} runs on the same {} packets · {} of virtual time · seed {} · {:.1} s</p>",
+        "<h1>Emulation: {}</h1><p class=\"sub\">ecmpd {} · {} runs on the same {} packets · {} {} · seed {} · {:.1} s</p>",
         esc(&s.name),
+        e.command,
         e.runs.len(),
         num(e.workload.packets),
         secs(s.duration_s),
+        clock(e),
         s.seed,
         e.elapsed_s
     );
@@ -1559,10 +1582,12 @@ fn markdown(e: &Emulation) -> String {
     let mut m = format!("# Emulation: {}\n\n", md(&s.name));
     let _ = writeln!(
         m,
-        "ecmpd emulate, {} runs on the same {} packets, {} of virtual time, seed {}, {:.1} s.\n",
+        "ecmpd {}, {} runs on the same {} packets, {} {}, seed {}, {:.1} s.\n",
+        e.command,
         e.runs.len(),
         num(e.workload.packets),
         secs(s.duration_s),
+        clock(e),
         s.seed,
         e.elapsed_s
     );
@@ -1828,6 +1853,7 @@ mod tests {
     /// gets no packets after it); modulo: much collateral; maglev: a little.
     fn emulation(name: &str) -> Emulation {
         Emulation {
+            command: "emulate",
             scenario: summary(name),
             workload: WorkloadStats {
                 model: "uniform".into(),

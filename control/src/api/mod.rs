@@ -13,6 +13,7 @@
 //! | `GET /api/v1/fib`         | [`view::FibView`]             |
 //! | `GET /api/v1/bfd/peers`   | `Vec<`[`view::BfdPeerView`]`>` |
 //! | `GET /metrics`            | Prometheus text format        |
+//! | `POST /api/v1/bgp/refresh?peer=ADDR` | ROUTE-REFRESH to a neighbour: the families asked |
 
 pub mod view;
 
@@ -44,6 +45,12 @@ pub enum Query {
     BfdPeers(oneshot::Sender<Vec<BfdPeerView>>),
     /// Prometheus exposition text.
     Metrics(oneshot::Sender<String>),
+    /// Ask a neighbour to send its routes again (ROUTE-REFRESH for every
+    /// negotiated family); answers the families asked, or why not.
+    Refresh(
+        std::net::IpAddr,
+        oneshot::Sender<Result<Vec<String>, String>>,
+    ),
 }
 
 /// How long a request waits for the state owner before answering 503.
@@ -116,6 +123,7 @@ pub fn router(queries: mpsc::Sender<Query>) -> Router {
         .route("/api/v1/fib", get(fib))
         .route("/api/v1/bfd/peers", get(bfd_peers))
         .route("/metrics", get(metrics))
+        .route("/api/v1/bgp/refresh", axum::routing::post(refresh))
         .fallback(not_found)
         .with_state(queries)
 }
@@ -186,6 +194,31 @@ async fn bfd_peers(State(q): State<mpsc::Sender<Query>>) -> Response {
 async fn metrics(State(q): State<mpsc::Sender<Query>>) -> Response {
     match ask(&q, Query::Metrics).await {
         Ok(text) => ([("content-type", "text/plain; version=0.0.4")], text).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RefreshParams {
+    peer: String,
+}
+
+async fn refresh(
+    State(q): State<mpsc::Sender<Query>>,
+    UrlQuery(params): UrlQuery<RefreshParams>,
+) -> Response {
+    let Ok(peer) = params.peer.parse() else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(ApiError {
+                error: format!("'{}' is not an IP address", params.peer),
+            }),
+        )
+            .into_response();
+    };
+    match ask(&q, |tx| Query::Refresh(peer, tx)).await {
+        Ok(Ok(families)) => Json(families).into_response(),
+        Ok(Err(e)) => (StatusCode::CONFLICT, Json(ApiError { error: e })).into_response(),
         Err(r) => r,
     }
 }

@@ -10,7 +10,8 @@
 //!  BfdRunner ─PeerEvent─▶ owner task ◀── Query (bounded mpsc) ── ApiServer ◀─HTTP─ `ecmpd show`
 //!                        │   owns the Rib and the FibWriter; single owner, no locks
 //!                        ├──▶ FibWriter::apply (one publish per burst of events)
-//!                        ├──▶ BgpInstance commands (max-prefix Cease, BFD down)
+//!                        ├──▶ BgpInstance commands (max-prefix Cease, BFD down,
+//!                        │    UPDATEs re-advertising the FIB to upstream peers)
 //!                        └──▶ FibBatch listeners (the demo mirrors every FIB change)
 //! ```
 //!
@@ -41,8 +42,9 @@ use crate::bgp::session::{
     BgpConfig, BgpInstance, Hops, ListenRange as SessionRange, NeighborConfig, PeerKey,
     SessionError, SessionEvent, SessionEventKind, SessionTimers,
 };
-use crate::bgp::wire::attrs::Origin;
-use crate::bgp::wire::{DecodedUpdate, Outcome, Update};
+use crate::bgp::wire::attrs::{Origin, PathAttributes};
+use crate::bgp::wire::update::{MpNextHop, MpReach, MpUnreach};
+use crate::bgp::wire::{AfiSafi, DecodedUpdate, Outcome, RouteRefreshSubtype, Update};
 use crate::config::{Config, PeerAs, Session};
 use crate::rib::policy::{ForwardingPolicies, ImportPolicy};
 use crate::rib::{MaxPrefix, PeerId, PeerInfo, Rib, RibConfig, SessionCommand};
@@ -313,6 +315,19 @@ struct Owner {
     bfd_downs: HashMap<IpAddr, BfdDown>,
     listener: Option<mpsc::UnboundedSender<FibBatch>>,
     causes: Vec<String>,
+    /// Established upstream peers (`upstream = true`): they are sent every
+    /// installed route.
+    upstreams: HashMap<IpAddr, Upstream>,
+    /// Families each established neighbour negotiated.
+    families: HashMap<IpAddr, Vec<AfiSafi>>,
+}
+
+/// An upstream peer the router re-advertises its routes to.
+#[derive(Debug, Clone)]
+struct Upstream {
+    key: PeerKey,
+    internal: bool,
+    families: Vec<AfiSafi>,
 }
 
 impl Owner {
@@ -347,6 +362,8 @@ impl Owner {
             bfd_downs: HashMap::new(),
             listener,
             causes: Vec::new(),
+            upstreams: HashMap::new(),
+            families: HashMap::new(),
         }
     }
 
@@ -450,6 +467,16 @@ impl Owner {
                 }
                 let info = PeerInfo::from_negotiated(addr, &neg, import, max_prefix);
                 self.rib.peer_up(id, info, now);
+                self.families.insert(addr, neg.families.clone());
+                if self.config.peer(addr).is_some_and(|p| p.upstream) {
+                    let up = Upstream {
+                        key: ev.peer,
+                        internal: neg.internal,
+                        families: neg.families.clone(),
+                    };
+                    self.upstreams.insert(addr, up);
+                    self.send_table(addr).await;
+                }
                 self.causes.push(format!("{addr} up (AS {})", neg.peer_as));
                 tracing::info!(peer = %addr, asn = neg.peer_as, "BGP session established");
                 if let Some(profile) = session
@@ -473,6 +500,8 @@ impl Owner {
                     && self.config.router.graceful_restart.helper;
                 let stale = stale.filter(|_| graceful);
                 let kept = stale.is_some();
+                self.upstreams.remove(&addr);
+                self.families.remove(&addr);
                 self.rib.peer_down(id, stale.as_ref(), now);
                 let why = reason.to_string();
                 tracing::info!(peer = %addr, stale = kept, "BGP session down: {why}");
@@ -504,7 +533,14 @@ impl Owner {
                 }
                 self.causes.push(format!("End-of-RIB from {addr}"));
             }
-            SessionEventKind::RouteRefreshRequest(rr) => self.rib.route_refresh(id, &rr, now),
+            SessionEventKind::RouteRefreshRequest(rr) => {
+                if rr.subtype == RouteRefreshSubtype::Request && self.upstreams.contains_key(&addr)
+                {
+                    self.send_table(addr).await;
+                } else {
+                    self.rib.route_refresh(id, &rr, now);
+                }
+            }
         }
     }
 
@@ -550,6 +586,9 @@ impl Owner {
                     );
                 }
             }
+            if !self.upstreams.is_empty() {
+                self.readvertise(&out.fib).await;
+            }
             if let Some(l) = &self.listener {
                 let _ = l.send(FibBatch {
                     at,
@@ -585,6 +624,148 @@ impl Owner {
         }
     }
 
+    /// Our next hop towards an upstream peer: its configured `source`, else
+    /// a specific BGP listen address of the family, else (IPv4) the router
+    /// id.
+    fn next_hop_self(&self, peer: IpAddr, v6: bool) -> Option<IpAddr> {
+        let source = self.config.peer(peer).and_then(|p| p.source);
+        source
+            .filter(|s| s.is_ipv6() == v6)
+            .or_else(|| {
+                self.config
+                    .router
+                    .listen
+                    .iter()
+                    .map(|a| a.ip())
+                    .find(|ip| ip.is_ipv6() == v6 && !ip.is_unspecified())
+            })
+            .or_else(|| (!v6).then_some(IpAddr::V4(self.config.router.id)))
+    }
+
+    /// The UPDATE announcing `prefix` to upstream `to`: the best path's AS
+    /// path (with our AS in front towards an external peer), ORIGIN of the
+    /// best path, next hop self. `None` when we have no next hop of the
+    /// family or the peer did not negotiate it.
+    fn announcement(&self, to: IpAddr, up: &Upstream, prefix: Prefix) -> Option<Update> {
+        let v6 = matches!(prefix, Prefix::V6(..));
+        let family = if v6 {
+            AfiSafi::IPV6_UNICAST
+        } else {
+            AfiSafi::IPV4_UNICAST
+        };
+        if !up.families.contains(&family) {
+            return None;
+        }
+        let nh = self.next_hop_self(to, v6)?;
+        let best = self.rib.route(&prefix).and_then(|r| {
+            r.paths
+                .iter()
+                .find(|p| p.best)
+                .map(|p| p.attributes.attrs.clone())
+        });
+        let path = best
+            .as_ref()
+            .and_then(|a| a.as_path.clone())
+            .unwrap_or_default();
+        let attributes = PathAttributes {
+            origin: Some(best.as_ref().and_then(|a| a.origin).unwrap_or(Origin::Igp)),
+            as_path: Some(if up.internal {
+                path
+            } else {
+                path.prepend(self.config.router.asn)
+            }),
+            local_pref: up.internal.then_some(100),
+            communities: best.map(|a| a.communities).unwrap_or_default(),
+            ..PathAttributes::default()
+        };
+        let mut u = Update {
+            attributes,
+            ..Update::default()
+        };
+        match (prefix, nh) {
+            (Prefix::V4(..), IpAddr::V4(a)) => {
+                u.attributes.next_hop = Some(a);
+                u.nlri.push(prefix);
+            }
+            (Prefix::V6(..), IpAddr::V6(_)) => {
+                u.mp_reach = Some(MpReach {
+                    family,
+                    next_hop: MpNextHop {
+                        global: nh,
+                        link_local: None,
+                    },
+                    nlri: vec![prefix],
+                });
+            }
+            _ => return None,
+        }
+        Some(u)
+    }
+
+    /// The withdrawal of `prefix`.
+    fn withdrawal(prefix: Prefix) -> Update {
+        match prefix {
+            Prefix::V4(..) => Update {
+                withdrawn: vec![prefix],
+                ..Update::default()
+            },
+            Prefix::V6(..) => Update {
+                mp_unreach: Some(MpUnreach {
+                    family: AfiSafi::IPV6_UNICAST,
+                    withdrawn: vec![prefix],
+                }),
+                ..Update::default()
+            },
+        }
+    }
+
+    /// Send every installed route to upstream `to`, then End-of-RIB per
+    /// family.
+    async fn send_table(&self, to: IpAddr) {
+        let Some(up) = self.upstreams.get(&to) else {
+            return;
+        };
+        let prefixes: Vec<Prefix> = self.rib.installed_routes().map(|(p, _)| p).collect();
+        for prefix in prefixes {
+            if let Some(u) = self.announcement(to, up, prefix) {
+                if let Err(e) = self.bgp.send_update(up.key, u).await {
+                    tracing::warn!(peer = %to, "cannot re-advertise {prefix}: {e}");
+                    return;
+                }
+            }
+        }
+        for family in &up.families {
+            let _ = self
+                .bgp
+                .send_update(up.key, Update::end_of_rib(*family))
+                .await;
+        }
+    }
+
+    /// Pass a FIB batch on to every upstream peer: announce what is
+    /// installed, withdraw what is gone.
+    async fn readvertise(&self, batch: &[FibUpdate]) {
+        for (to, up) in &self.upstreams {
+            for u in batch {
+                let update = match u {
+                    FibUpdate::SetRoute {
+                        prefix, nexthops, ..
+                    } if !nexthops.is_empty() => self.announcement(*to, up, *prefix),
+                    FibUpdate::SetRoute { prefix, .. } | FibUpdate::RemoveRoute { prefix } => {
+                        Some(Self::withdrawal(*prefix))
+                    }
+                    FibUpdate::SetDefaultPolicy(_) => None,
+                };
+                if let Some(update) = update {
+                    if let Err(e) = self.bgp.send_update(up.key, update).await {
+                        tracing::warn!(peer = %to, "cannot re-advertise: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
     fn key_of(&self, peer: PeerId) -> Option<PeerKey> {
         let addr = self.peer_ids.iter().find(|(_, id)| **id == peer)?.0;
         self.keys.get(addr).copied()
@@ -607,7 +788,30 @@ impl Owner {
             Query::Metrics(tx) => {
                 let _ = tx.send(self.metrics().await);
             }
+            Query::Refresh(peer, tx) => {
+                let _ = tx.send(self.refresh(peer).await);
+            }
         }
+    }
+
+    /// Send ROUTE-REFRESH for every family `peer` negotiated.
+    async fn refresh(&self, peer: IpAddr) -> Result<Vec<String>, String> {
+        let (Some(key), Some(families)) = (self.keys.get(&peer), self.families.get(&peer)) else {
+            return Err(format!("{peer} has no established session"));
+        };
+        let mut asked = Vec::new();
+        for f in families {
+            self.bgp
+                .route_refresh(*key, *f)
+                .await
+                .map_err(|e| e.to_string())?;
+            asked.push(match *f {
+                AfiSafi::IPV4_UNICAST => "ipv4-unicast".to_string(),
+                AfiSafi::IPV6_UNICAST => "ipv6-unicast".to_string(),
+                other => format!("AFI {} SAFI {}", other.afi.0, other.safi.0),
+            });
+        }
+        Ok(asked)
     }
 
     async fn summary(&self) -> BgpSummary {

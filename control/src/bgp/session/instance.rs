@@ -857,6 +857,14 @@ impl Instance {
                 let result = self.send_update(peer, &update);
                 let _ = reply.send(result);
             }
+            Command::RouteRefresh {
+                peer,
+                family,
+                reply,
+            } => {
+                let result = self.send_route_refresh(peer, family);
+                let _ = reply.send(result);
+            }
             Command::ShutdownPeer {
                 peer,
                 message,
@@ -952,6 +960,38 @@ impl Instance {
             });
         }
         p.updates_sent += 1;
+        let conn = p.conn;
+        if let Some(c) = conn.and_then(|id| self.conns.get(&id)) {
+            let _ = c.outbox.send(Outgoing::Bytes(bytes));
+        }
+        Ok(())
+    }
+
+    fn send_route_refresh(
+        &mut self,
+        key: PeerKey,
+        family: crate::bgp::wire::AfiSafi,
+    ) -> Result<(), SessionError> {
+        let p = self.peer_mut(key)?;
+        let Some(neg) = p
+            .fsm
+            .negotiated()
+            .filter(|_| p.fsm.state() == crate::bgp::fsm::State::Established)
+        else {
+            return Err(SessionError::NotEstablished(key));
+        };
+        let missing = if !neg.route_refresh {
+            Some("route refresh".to_string())
+        } else if !neg.families.contains(&family) {
+            Some(format!("AFI {} SAFI {}", family.afi.0, family.safi.0))
+        } else {
+            None
+        };
+        if let Some(what) = missing {
+            return Err(SessionError::NotNegotiated { peer: key, what });
+        }
+        let bytes =
+            Message::RouteRefresh(crate::bgp::wire::RouteRefresh::request(family)).encode()?;
         let conn = p.conn;
         if let Some(c) = conn.and_then(|id| self.conns.get(&id)) {
             let _ = c.outbox.send(Outgoing::Bytes(bytes));

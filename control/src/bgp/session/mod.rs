@@ -230,6 +230,14 @@ pub enum SessionError {
     /// The instance has shut down.
     #[error("the BGP instance has shut down")]
     Stopped,
+    /// The neighbour did not negotiate what was asked for.
+    #[error("{peer} did not negotiate {what}")]
+    NotNegotiated {
+        /// The neighbour.
+        peer: PeerKey,
+        /// What is missing (`route refresh`, `ipv6-unicast`).
+        what: String,
+    },
 }
 
 /// What the handle asks of the instance task.
@@ -254,6 +262,11 @@ pub(crate) enum Command {
     },
     BfdDown {
         peer: PeerKey,
+        reply: oneshot::Sender<Result<(), SessionError>>,
+    },
+    RouteRefresh {
+        peer: PeerKey,
+        family: AfiSafi,
         reply: oneshot::Sender<Result<(), SessionError>>,
     },
     Snapshot {
@@ -313,6 +326,18 @@ impl BgpInstance {
         self.ask(|reply| Command::SendUpdate {
             peer,
             update: Box::new(update),
+            reply,
+        })
+        .await?
+    }
+
+    /// Ask an Established neighbour to send a family's routes again
+    /// (ROUTE-REFRESH, RFC 2918): refused unless it advertised route
+    /// refresh and the family was negotiated.
+    pub async fn route_refresh(&self, peer: PeerKey, family: AfiSafi) -> Result<(), SessionError> {
+        self.ask(|reply| Command::RouteRefresh {
+            peer,
+            family,
             reply,
         })
         .await?
