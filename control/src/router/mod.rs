@@ -452,19 +452,6 @@ impl Owner {
                         warning_only: m.warning_only,
                         hold_down: m.restart_after,
                     });
-                // Our initial update is empty (the router announces nothing to
-                // its speakers), so it is complete at once: say so with End-of-RIB
-                // per family (RFC 4724 2). A restarting speaker (BIRD -R, GoBGP -r,
-                // FRR -K) defers its own routes until every peer's End-of-RIB.
-                for family in &neg.families {
-                    if let Err(e) = self
-                        .bgp
-                        .send_update(ev.peer, Update::end_of_rib(*family))
-                        .await
-                    {
-                        tracing::debug!(peer = %addr, "cannot send End-of-RIB: {e}");
-                    }
-                }
                 let info = PeerInfo::from_negotiated(addr, &neg, import, max_prefix);
                 self.rib.peer_up(id, info, now);
                 self.families.insert(addr, neg.families.clone());
@@ -476,6 +463,20 @@ impl Owner {
                     };
                     self.upstreams.insert(addr, up);
                     self.send_table(addr).await;
+                } else {
+                    // A speaker gets nothing from us, so our initial update is
+                    // complete at once: say so with End-of-RIB per family (RFC 4724
+                    // 2). A restarting speaker (BIRD -R, GoBGP -r, FRR -K) holds
+                    // its own routes back until every peer's End-of-RIB is in.
+                    for family in &neg.families {
+                        if let Err(e) = self
+                            .bgp
+                            .send_update(ev.peer, Update::end_of_rib(*family))
+                            .await
+                        {
+                            tracing::debug!(peer = %addr, "cannot send End-of-RIB: {e}");
+                        }
+                    }
                 }
                 self.causes.push(format!("{addr} up (AS {})", neg.peer_as));
                 tracing::info!(peer = %addr, asn = neg.peer_as, "BGP session established");
