@@ -302,3 +302,58 @@ upstream = true
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// A speaker gets End-of-RIB for each negotiated family as soon as its session is
+/// up: the router has nothing to send it, and a speaker restarting in recovery mode
+/// (BIRD -R, GoBGP -r) holds its own routes back until it has every peer's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_speaker_gets_end_of_rib_once_established() {
+    use control::bgp::wire::update::{decode_update, UpdateContext};
+    use control::bgp::wire::{AfiSafi, Message};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let router = start(config("")).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.3:0".parse().unwrap()).unwrap();
+    let mut conn = socket.connect(router.bgp_addrs()[0]).await.unwrap();
+    let cfg = SpeakerConfig::new(
+        64603,
+        64512,
+        "127.0.0.3".parse().unwrap(),
+        router.bgp_addrs()[0],
+    );
+    for m in [Message::Open(cfg.open()), Message::Keepalive] {
+        conn.write_all(&m.encode().unwrap()).await.unwrap();
+    }
+    let ctx = UpdateContext {
+        four_octet_as: true,
+        ibgp: false,
+        peer_as: Some(64512),
+    };
+    let mut eor = Vec::new();
+    let read = async {
+        while eor.len() < 2 {
+            let mut header = [0u8; 19];
+            conn.read_exact(&mut header).await.unwrap();
+            let len = usize::from(u16::from_be_bytes([header[16], header[17]]));
+            let mut body = vec![0u8; len - 19];
+            conn.read_exact(&mut body).await.unwrap();
+            match header[18] {
+                2 => {
+                    let decoded = decode_update(&body, &ctx).unwrap();
+                    eor.push(decoded.update.end_of_rib_family().expect("only End-of-RIB"));
+                }
+                4 => conn
+                    .write_all(&Message::Keepalive.encode().unwrap())
+                    .await
+                    .unwrap(),
+                t => assert_eq!(t, 1, "OPEN, KEEPALIVE or UPDATE, not type {t}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("End-of-RIB for both families within 10 s");
+    assert_eq!(eor, [AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST]);
+    router.shutdown().await;
+}

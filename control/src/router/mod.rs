@@ -290,8 +290,10 @@ pub fn rib_config(config: &Config) -> RibConfig {
 }
 
 /// How fast one BFD failure was acted on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct BfdDown {
+    /// The diagnostic of the Down.
+    diag: String,
     last_rx: Option<Instant>,
     detected: Instant,
     fib: Option<Instant>,
@@ -461,6 +463,20 @@ impl Owner {
                     };
                     self.upstreams.insert(addr, up);
                     self.send_table(addr).await;
+                } else {
+                    // A speaker gets nothing from us, so our initial update is
+                    // complete at once: say so with End-of-RIB per family (RFC 4724
+                    // 2). A restarting speaker (BIRD -R, GoBGP -r, FRR -K) holds
+                    // its own routes back until every peer's End-of-RIB is in.
+                    for family in &neg.families {
+                        if let Err(e) = self
+                            .bgp
+                            .send_update(ev.peer, Update::end_of_rib(*family))
+                            .await
+                        {
+                            tracing::debug!(peer = %addr, "cannot send End-of-RIB: {e}");
+                        }
+                    }
                 }
                 self.causes.push(format!("{addr} up (AS {})", neg.peer_as));
                 tracing::info!(peer = %addr, asn = neg.peer_as, "BGP session established");
@@ -537,6 +553,7 @@ impl Owner {
         self.bfd_downs.insert(
             ev.peer,
             BfdDown {
+                diag: format!("{:?}", ev.diag),
                 last_rx: ev.last_rx,
                 detected: ev.at,
                 fib: None,
@@ -999,6 +1016,30 @@ impl Owner {
                 });
             }
         }
+        // A BFD Down takes the BGP session down, which ends the BFD session: keep
+        // showing how fast that failure was acted on until the session comes back.
+        for (peer, d) in &self.bfd_downs {
+            if out.iter().any(|p| p.peer == *peer) {
+                continue;
+            }
+            let Some(rx) = d.last_rx else { continue };
+            out.push(BfdPeerView {
+                peer: *peer,
+                state: "Down".into(),
+                diagnostic: d.diag.clone(),
+                local_discr: 0,
+                remote_discr: 0,
+                tx_ms: 0,
+                detect_ms: 0,
+                last_down: Some(BfdDownView {
+                    detect_ms: d.detected.saturating_duration_since(rx).as_secs_f64() * 1e3,
+                    fib_ms: d
+                        .fib
+                        .map(|f| f.saturating_duration_since(rx).as_secs_f64() * 1e3),
+                }),
+            });
+        }
+        out.sort_by_key(|p| p.peer);
         out
     }
 

@@ -177,6 +177,13 @@ impl Daemon {
         let _ = self.child.wait();
     }
 
+    /// SIGHUP: daemons that reload their configuration on it (gobgpd) do so.
+    pub fn hangup(&mut self) {
+        if self.is_running() {
+            self.signal(libc::SIGHUP);
+        }
+    }
+
     fn signal(&self, sig: libc::c_int) {
         // SAFETY: a plain signal to the PID of a child this guard spawned and has not
         // reaped yet (is_running was checked), so the PID cannot have been reused.

@@ -18,6 +18,7 @@
 //! ```
 
 pub mod daemon;
+pub mod ecmpd;
 pub mod netns;
 pub mod prefix;
 pub mod speakers;

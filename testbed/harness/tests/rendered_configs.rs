@@ -115,3 +115,43 @@ fn exabgp_node_renders_static_routes_and_runs_as_root() {
     }
     check("exabgp-node.conf", &text);
 }
+
+/// ecmpd as the interop tests configure it for native speakers (listen ranges) and
+/// FRR-mode speakers (passive peers with BFD) at once; ecmpd's own parser must take it
+/// without a warning.
+#[test]
+fn ecmpd_router_renders_a_config_ecmpd_accepts() {
+    use testbed::ecmpd::{self, EcmpdConfig, PeerConfig, SessionOptions};
+    let session = SessionOptions::default()
+        .timers(1, 3)
+        .password("metallb-secret")
+        .import("services");
+    let cfg = EcmpdConfig::new(
+        64500,
+        "10.10.0.1".parse().unwrap(),
+        &["10.10.0.1".parse().unwrap(), "fd00:10::1".parse().unwrap()],
+    )
+    .policy(
+        "services",
+        &["192.168.100.0/24 le 32", "fd00:100::/64 le 128"],
+    )
+    .bfd(BfdProfile::new("metallb"))
+    .range("10.10.0.0/25".parse().unwrap(), 64512, session.clone())
+    .range("fd00:10::/64".parse().unwrap(), 64512, session.clone())
+    .peer(PeerConfig {
+        address: "10.10.0.200".parse().unwrap(),
+        asn: 64513,
+        passive: true,
+        description: Some("node200 (MetalLB FRR mode)".into()),
+        session: session.timers(3, 9).bfd_profile("metallb"),
+    });
+    let text = ecmpd::render(&cfg);
+    check("ecmpd-router.toml", &text);
+    let parsed = control::config::Config::parse(&text, None)
+        .unwrap_or_else(|e| panic!("ecmpd refuses the rendered configuration: {e}\n{text}"));
+    assert!(
+        parsed.warnings.is_empty(),
+        "warnings: {:?}",
+        parsed.warnings
+    );
+}

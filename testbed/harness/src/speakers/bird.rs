@@ -43,7 +43,11 @@ pub fn render(cfg: &SpeakerConfig, dir: &Path) -> String {
             let _ = writeln!(s, "  password \"{pw}\";");
         }
         if n.graceful_restart {
-            s.push_str("  graceful restart on;\n  graceful restart time 120;\n");
+            let _ = writeln!(
+                s,
+                "  graceful restart on;\n  graceful restart time {};",
+                n.restart_time_s
+            );
         }
         let _ = writeln!(s, "  {af} {{\n    import none;\n    export all;\n  }};\n}}");
     }
@@ -105,40 +109,65 @@ impl Bird {
         crate::require_programs(&["bird", "birdc"])?;
         let dir = Workdir::new(&format!("bird-{}", cfg.hostname))?;
         let config = render(&cfg, dir.path());
-        let conf = dir.write("bird.conf", &config)?;
-        let (sock, pid) = (dir.join("bird.ctl"), dir.join("bird.pid"));
-        let daemon = Daemon::spawn(
-            ns.name(),
-            "bird",
-            &[
-                "bird",
-                "-f",
-                "-c",
-                conf.to_str().expect("temp paths are UTF-8"),
-                "-s",
-                sock.to_str().expect("temp paths are UTF-8"),
-                "-P",
-                pid.to_str().expect("temp paths are UTF-8"),
-            ],
-            &[],
-            dir.join("bird.out"),
-        )?;
+        dir.write("bird.conf", &config)?;
+        let daemon = Self::spawn(ns.name(), &dir, false)?;
         let bird = Bird {
             ns: ns.name().to_string(),
             config,
             daemon,
             dir,
         };
+        bird.wait_ready()?;
+        Ok(bird)
+    }
+
+    /// `recovery`: start in graceful restart recovery (`-R`): BIRD then advertises the
+    /// restart and forwarding-state bits, and sends its routes once every graceful
+    /// neighbour's End-of-RIB is in.
+    fn spawn(ns: &str, dir: &Workdir, recovery: bool) -> Result<Daemon> {
+        let (conf, sock, pid) = (
+            dir.join("bird.conf"),
+            dir.join("bird.ctl"),
+            dir.join("bird.pid"),
+        );
+        let mut argv = vec![
+            "bird",
+            "-f",
+            "-c",
+            conf.to_str().expect("temp paths are UTF-8"),
+            "-s",
+            sock.to_str().expect("temp paths are UTF-8"),
+            "-P",
+            pid.to_str().expect("temp paths are UTF-8"),
+        ];
+        if recovery {
+            argv.push("-R");
+        }
+        Daemon::spawn(ns, "bird", &argv, &[], dir.join("bird.out"))
+    }
+
+    fn wait_ready(&self) -> Result<()> {
         wait_for(
             "bird to answer on its control socket",
             Duration::from_secs(10),
-            &[&bird],
+            &[self],
             || {
-                bird.daemon.ensure_running()?;
-                Ok(bird.birdc(&["show", "status"]).is_ok().then_some(()))
+                self.daemon.ensure_running()?;
+                Ok(self.birdc(&["show", "status"]).is_ok().then_some(()))
             },
-        )?;
-        Ok(bird)
+        )
+    }
+
+    /// Kills bird with SIGKILL (no NOTIFICATION: its peers see the TCP connection
+    /// close, as after a crash, and a graceful-restart helper keeps its routes as
+    /// stale), waits `down_for`, and starts it again with the same configuration in
+    /// graceful restart recovery (`-R`).
+    pub fn restart(&mut self, down_for: Duration) -> Result<()> {
+        self.daemon.kill();
+        std::thread::sleep(down_for);
+        let _ = std::fs::remove_file(self.dir.join("bird.ctl"));
+        self.daemon = Self::spawn(&self.ns, &self.dir, true)?;
+        self.wait_ready()
     }
 
     /// Runs `birdc -s <socket> args...`.

@@ -35,7 +35,11 @@ pub fn render(cfg: &SpeakerConfig, dir: &Path) -> String {
             let _ = writeln!(s, "  md5-password \"{pw}\";");
         }
         if n.graceful_restart {
-            s.push_str("  capability {\n    graceful-restart 120;\n  }\n");
+            let _ = writeln!(
+                s,
+                "  capability {{\n    graceful-restart {};\n  }}",
+                n.restart_time_s
+            );
         }
         let af = if n.is_ipv4() { "ipv4" } else { "ipv6" };
         let _ = writeln!(s, "  family {{\n    {af} unicast;\n  }}");
@@ -117,37 +121,67 @@ impl Exabgp {
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
             .map_err(io_err(format!("chmod {}", script.display())))?;
         let config = render(&cfg, dir.path());
-        let conf = dir.write("exabgp.conf", &config)?;
-        let env = environment(dir.path());
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let daemon = Daemon::spawn(
-            ns.name(),
-            "exabgp",
-            &["exabgp", conf.to_str().expect("temp paths are UTF-8")],
-            &env,
-            dir.join("exabgp.out"),
-        )?;
+        dir.write("exabgp.conf", &config)?;
+        let daemon = Self::spawn(ns.name(), &dir)?;
         let exabgp = Exabgp {
             ns: ns.name().to_string(),
             config,
             daemon,
             dir,
         };
+        exabgp.wait_loaded(0)?;
+        Ok(exabgp)
+    }
+
+    fn spawn(ns: &str, dir: &Workdir) -> Result<Daemon> {
+        let env = environment(dir.path());
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let conf = dir.join("exabgp.conf");
+        Daemon::spawn(
+            ns,
+            "exabgp",
+            &["exabgp", conf.to_str().expect("temp paths are UTF-8")],
+            &env,
+            dir.join("exabgp.out"),
+        )
+    }
+
+    /// Waits for the `n`th (from 0) "loaded new configuration" line of its output.
+    fn wait_loaded(&self, n: usize) -> Result<()> {
         // ExaBGP has no control socket; it says when it has taken its configuration.
-        let out = exabgp.dir.join("exabgp.out");
+        let out = self.dir.join("exabgp.out");
         wait_for(
             "exabgp to load its configuration",
             Duration::from_secs(15),
-            &[&exabgp],
+            &[self],
             || {
-                exabgp.daemon.ensure_running()?;
+                self.daemon.ensure_running()?;
                 let text = std::fs::read_to_string(&out).unwrap_or_default();
-                Ok(text
-                    .contains("loaded new configuration successfully")
+                Ok((text
+                    .matches("loaded new configuration successfully")
+                    .count()
+                    > n)
                     .then_some(()))
             },
-        )?;
-        Ok(exabgp)
+        )
+    }
+
+    /// Kills exabgp with SIGKILL (no NOTIFICATION: a graceful-restart helper keeps its
+    /// routes as stale), waits `down_for`, and starts it again with the same
+    /// configuration.
+    pub fn restart(&mut self, down_for: Duration) -> Result<()> {
+        let out = self.dir.join("exabgp.out");
+        let loaded = std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .matches("loaded new configuration successfully")
+            .count();
+        self.daemon.kill();
+        // The last events were the old process's: start a fresh record.
+        let events = self.dir.join("events.jsonl");
+        let _ = std::fs::rename(&events, self.dir.join("events.before-restart.jsonl"));
+        std::thread::sleep(down_for);
+        self.daemon = Self::spawn(&self.ns, &self.dir)?;
+        self.wait_loaded(loaded)
     }
 
     pub fn pid(&self) -> u32 {

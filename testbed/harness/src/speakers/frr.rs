@@ -68,7 +68,22 @@ pub fn render(cfg: &SpeakerConfig, role: FrrRole, dir: &Path) -> FrrFiles {
     bgpd.push_str("  no bgp network import-check\n");
     bgpd.push_str("  no bgp default ipv4-unicast\n");
     match role {
-        FrrRole::MetalLbNode => bgpd.push_str("  bgp graceful-restart preserve-fw-state\n"),
+        FrrRole::MetalLbNode => {
+            bgpd.push_str("  bgp graceful-restart preserve-fw-state\n");
+            // FRR's restart time is per instance: take a graceful neighbour's when it
+            // is not FRR's default.
+            if let Some(n) = cfg
+                .neighbors
+                .iter()
+                .find(|n| n.graceful_restart && n.restart_time_s != 120)
+            {
+                let _ = writeln!(
+                    bgpd,
+                    "  bgp graceful-restart restart-time {}",
+                    n.restart_time_s
+                );
+            }
+        }
         FrrRole::MultipathRouter { .. } => {
             bgpd.push_str("  bgp bestpath as-path multipath-relax\n")
         }

@@ -37,7 +37,11 @@ pub fn render(cfg: &SpeakerConfig) -> String {
         s.push_str("  [neighbors.transport.config]\n");
         let _ = writeln!(s, "    local-address = \"{}\"", cfg.local_addr_for(n));
         if n.graceful_restart {
-            s.push_str("  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = 120\n");
+            let _ = writeln!(
+                s,
+                "  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = {}",
+                n.restart_time_s
+            );
         }
         let af = if n.is_ipv4() {
             "ipv4-unicast"
@@ -93,58 +97,106 @@ pub struct Gobgp {
     api_port: u16,
     daemon: Daemon,
     dir: Workdir,
+    cfg: SpeakerConfig,
 }
 
 impl Gobgp {
+    /// Starts gobgpd without neighbours, adds the service paths, then gives it its
+    /// neighbours (the full configuration, reloaded on SIGHUP): the paths are in its RIB
+    /// before any session comes up, so a session's End-of-RIB never precedes them.
     pub fn start(ns: &Netns, cfg: SpeakerConfig) -> Result<Gobgp> {
         crate::require_root()?;
         crate::require_programs(&["gobgpd", "gobgp"])?;
         let dir = Workdir::new(&format!("gobgp-{}", cfg.hostname))?;
         let config = render(&cfg);
-        let conf = dir.write("gobgpd.toml", &config)?;
         let api_port = NEXT_API_PORT.fetch_add(1, Ordering::Relaxed);
-        let api = format!("127.0.0.1:{api_port}");
-        let daemon = Daemon::spawn(
-            ns.name(),
-            "gobgpd",
-            &[
-                "gobgpd",
-                "-f",
-                conf.to_str().expect("temp paths are UTF-8"),
-                "-t",
-                "toml",
-                "--api-hosts",
-                &api,
-                "--pprof-disable",
-                "--log-plain",
-                "-l",
-                "debug",
-            ],
-            &[],
-            dir.join("gobgpd.log"),
-        )?;
-        let gobgp = Gobgp {
+        let daemon = Self::spawn(ns.name(), &dir, &cfg, api_port, false)?;
+        let mut gobgp = Gobgp {
             ns: ns.name().to_string(),
             config,
             api_port,
             daemon,
             dir,
+            cfg,
         };
+        gobgp.announce_and_connect()?;
+        Ok(gobgp)
+    }
+
+    /// `restarting`: `-r`, the restart and forwarding-state bits in the graceful
+    /// restart capability; gobgpd then defers its routes until its peers' End-of-RIB.
+    fn spawn(
+        ns: &str,
+        dir: &Workdir,
+        cfg: &SpeakerConfig,
+        api_port: u16,
+        restarting: bool,
+    ) -> Result<Daemon> {
+        let global_only = SpeakerConfig {
+            neighbors: Vec::new(),
+            ..cfg.clone()
+        };
+        let conf = dir.write("gobgpd.toml", &render(&global_only))?;
+        let api = format!("127.0.0.1:{api_port}");
+        let mut argv = vec![
+            "gobgpd",
+            "-f",
+            conf.to_str().expect("temp paths are UTF-8"),
+            "-t",
+            "toml",
+            "--api-hosts",
+            &api,
+            "--pprof-disable",
+            "--log-plain",
+            "-l",
+            "debug",
+        ];
+        if restarting {
+            argv.push("-r");
+        }
+        Daemon::spawn(ns, "gobgpd", &argv, &[], dir.join("gobgpd.log"))
+    }
+
+    fn announce_and_connect(&mut self) -> Result<()> {
         wait_for(
             "gobgpd to answer on its API port",
             Duration::from_secs(10),
-            &[&gobgp],
+            &[&*self],
             || {
-                gobgp.daemon.ensure_running()?;
-                Ok(gobgp.cli(&["global"]).is_ok().then_some(()))
+                self.daemon.ensure_running()?;
+                Ok(self.cli(&["global"]).is_ok().then_some(()))
             },
         )?;
-        for p in &cfg.announce {
-            let args = add_path_args(&cfg, p);
+        for p in &self.cfg.announce {
+            let args = add_path_args(&self.cfg, p);
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            gobgp.cli(&args)?;
+            self.cli(&args)?;
         }
-        Ok(gobgp)
+        self.dir.write("gobgpd.toml", &self.config)?;
+        self.daemon.hangup();
+        let first = self.cfg.neighbors.first().map(|n| n.addr);
+        if let Some(peer) = first {
+            wait_for(
+                "gobgpd to take its neighbours from the reloaded configuration",
+                Duration::from_secs(10),
+                &[&*self],
+                || {
+                    self.daemon.ensure_running()?;
+                    Ok(self.neighbor_json(peer).is_ok().then_some(()))
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Kills gobgpd with SIGKILL (no NOTIFICATION: a graceful-restart helper keeps its
+    /// routes as stale), waits `down_for`, and starts it again as at first but with
+    /// `-r` (restarting).
+    pub fn restart(&mut self, down_for: Duration) -> Result<()> {
+        self.daemon.kill();
+        std::thread::sleep(down_for);
+        self.daemon = Self::spawn(&self.ns, &self.dir, &self.cfg, self.api_port, true)?;
+        self.announce_and_connect()
     }
 
     /// Runs the `gobgp` CLI inside the namespace against this instance's API port.

@@ -88,8 +88,11 @@ pub struct Neighbor {
     pub password: Option<String>,
     /// Name of a [`BfdProfile`] of the speaker (FRR only).
     pub bfd_profile: Option<String>,
-    /// Advertise the graceful restart capability (restart time 120 s).
+    /// Advertise the graceful restart capability.
     pub graceful_restart: bool,
+    /// The restart time advertised with it (120 s by default; FRR's is per instance:
+    /// the first graceful neighbour's).
+    pub restart_time_s: u16,
 }
 
 impl Neighbor {
@@ -103,12 +106,19 @@ impl Neighbor {
             password: None,
             bfd_profile: None,
             graceful_restart: false,
+            restart_time_s: 120,
         }
     }
 
     pub fn timers(mut self, keepalive_s: u16, hold_s: u16) -> Self {
         self.keepalive_s = keepalive_s;
         self.hold_s = hold_s;
+        self
+    }
+
+    /// Seconds between connection attempts (not ExaBGP: it has no such setting).
+    pub fn connect_retry(mut self, secs: u16) -> Self {
+        self.connect_retry_s = secs;
         self
     }
 
@@ -124,6 +134,12 @@ impl Neighbor {
 
     pub fn graceful_restart(mut self) -> Self {
         self.graceful_restart = true;
+        self
+    }
+
+    /// The graceful restart time to advertise.
+    pub fn restart_time(mut self, secs: u16) -> Self {
+        self.restart_time_s = secs;
         self
     }
 
