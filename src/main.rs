@@ -13,6 +13,7 @@ mod compare;
 mod config_cmd;
 mod demo;
 mod emulate;
+mod router_cmd;
 mod show;
 
 /// ecmpd — what happens to live connections when the nexthops behind a
@@ -40,6 +41,7 @@ enum Command {
     Config(config_cmd::ConfigArgs),
     Emulate(emulate::EmulateArgs),
     Hash(cli::HashArgs),
+    Router(router_cmd::RouterArgs),
     Show(show::ShowArgs),
 }
 
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Config(args) => config_cmd::config(args),
         Command::Emulate(args) => emulate::emulate(args),
         Command::Hash(args) => cli::hash(args),
+        Command::Router(args) => router_cmd::router(args),
         Command::Show(args) => show::show(args),
     };
     match result {

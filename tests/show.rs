@@ -122,6 +122,9 @@ async fn owner(mut rx: mpsc::Receiver<Query>) {
             Query::Metrics(tx) => {
                 let _ = tx.send("ecmpd_bgp_peers 2\n".into());
             }
+            Query::Counts(tx) => {
+                let _ = tx.send(Default::default());
+            }
         }
     }
 }

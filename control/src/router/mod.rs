@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::api::view::{
-    BfdDownView, BfdPeerView, BgpSummary, FibMember, FibRoute, FibView, NeighbourSummary,
+    BfdDownView, BfdPeerView, BgpSummary, Counts, FibMember, FibRoute, FibView, NeighbourSummary,
     PathView as ApiPath, RouteEntry,
 };
 use crate::api::{ApiServer, ApiStartError, Query};
@@ -584,6 +584,13 @@ impl Owner {
             }
             Query::Fib(tx) => {
                 let _ = tx.send(self.fib_view());
+            }
+            Query::Counts(tx) => {
+                let _ = tx.send(Counts {
+                    rib_prefixes: self.rib.len() as u64,
+                    fib_routes: self.fib.route_count() as u64,
+                    fib_groups: self.fib.group_count() as u64,
+                });
             }
             Query::BfdPeers(tx) => {
                 let _ = tx.send(self.bfd_view().await);
