@@ -57,16 +57,8 @@ async fn start(config: Config) -> Router {
 async fn speaker(router: &Router, n: u8) -> SpeakerHandle {
     let addr: SocketAddr = router.bgp_addrs()[0];
     let source: IpAddr = format!("127.0.0.{n}").parse().unwrap();
-    let s = speaker::spawn(SpeakerConfig::new(
-        64600 + u32::from(n),
-        64512,
-        source,
-        addr,
-    ));
-    assert!(
-        s.established(Duration::from_secs(10)).await,
-        "speaker 127.0.0.{n} establishes"
-    );
+    let s = speaker::spawn(SpeakerConfig::new(64600 + u32::from(n), 64512, source, addr));
+    assert!(s.established(Duration::from_secs(10)).await, "speaker 127.0.0.{n} establishes");
     s
 }
 
@@ -108,10 +100,7 @@ async fn speakers_build_and_shrink_one_resilient_group() {
     let before = wait_members(&router, SERVICE, 3).await;
     let fib = router.fib().await.unwrap();
     let route = &fib.routes[0];
-    assert_eq!(
-        route.algorithm, "resilient",
-        "the default forwarding policy"
-    );
+    assert_eq!(route.algorithm, "resilient", "the default forwarding policy");
     assert_eq!(route.fields, "l4");
 
     // A node leaves the way MetalLB's speaker does: it closes the socket.
@@ -119,26 +108,15 @@ async fn speakers_build_and_shrink_one_resilient_group() {
     gone.stop().await;
     let after = wait_members(&router, SERVICE, 2).await;
     for m in &after {
-        assert!(
-            before.contains(m),
-            "member ids of the survivors are kept: {before:?} -> {after:?}"
-        );
+        assert!(before.contains(m), "member ids of the survivors are kept: {before:?} -> {after:?}");
     }
-    assert!(!after
-        .iter()
-        .any(|(a, _)| *a == "127.0.0.3".parse::<IpAddr>().unwrap()));
+    assert!(!after.iter().any(|(a, _)| *a == "127.0.0.3".parse::<IpAddr>().unwrap()));
 
     // Summary: two established neighbours, each with one accepted prefix.
     let summary = router.bgp_summary().await.unwrap();
-    let up: Vec<_> = summary
-        .peers
-        .iter()
-        .filter(|p| p.state == "Established")
-        .collect();
+    let up: Vec<_> = summary.peers.iter().filter(|p| p.state == "Established").collect();
     assert_eq!(up.len(), 2, "{summary:?}");
-    assert!(up
-        .iter()
-        .all(|p| p.prefixes_accepted == 1 && p.range.as_deref() == Some("127.0.0.0/8")));
+    assert!(up.iter().all(|p| p.prefixes_accepted == 1 && p.range.as_deref() == Some("127.0.0.0/8")));
 
     for s in speakers {
         s.stop().await;
@@ -180,14 +158,7 @@ fields = "l3"
     wait_members(&router, SERVICE, 1).await;
     wait_members(&router, "198.51.100.200/32", 1).await;
     let fib = router.fib().await.unwrap();
-    let by = |p: &str| {
-        fib.routes
-            .iter()
-            .find(|r| r.prefix == p)
-            .unwrap()
-            .algorithm
-            .clone()
-    };
+    let by = |p: &str| fib.routes.iter().find(|r| r.prefix == p).unwrap().algorithm.clone();
     assert_eq!(by(SERVICE), "maglev");
     assert_eq!(by("198.51.100.200/32"), "resilient");
     s.stop().await;
