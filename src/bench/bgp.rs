@@ -136,6 +136,13 @@ pub struct BgpBenchArgs {
     #[arg(long, value_name = "[NAME=]PID")]
     pid: Vec<String>,
 
+    /// First two octets of the feeder's addresses: the full table comes
+    /// from A.B.0.2, session i of the many from A.B.(1 + i / 250).(1 + i %
+    /// 250); each is its session's NEXT_HOP. They must be local addresses
+    /// (all of 127.0.0.0/8 is, on loopback).
+    #[arg(long, value_name = "A.B", value_parser = source_net, default_value = "127.0")]
+    source_net: [u8; 2],
+
     /// The ecmpd binary to run as the router (default: this one).
     #[arg(long, value_name = "FILE")]
     router_bin: Option<PathBuf>,
@@ -160,6 +167,11 @@ fn sessions(s: &str) -> Result<usize, String> {
 }
 fn per_session(s: &str) -> Result<usize, String> {
     bounded(s, "prefixes per session", 10_000)
+}
+fn source_net(s: &str) -> Result<[u8; 2], String> {
+    let bad = || format!("'{s}' is not the first two octets of an IPv4 address (e.g. 127.0)");
+    let (a, b) = s.trim().split_once('.').ok_or_else(bad)?;
+    Ok([a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?])
 }
 fn runs(s: &str) -> Result<usize, String> {
     bounded(s, "runs", 100)
@@ -370,21 +382,21 @@ fn full_table(n: usize, source: Ipv4Addr) -> Result<Encoded> {
     })
 }
 
-/// Source address of session `i` of the many-sessions load: 127.0.x.y,
-/// from 127.0.1.1 on.
-fn session_source(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, 0, (1 + i / 250) as u8, (1 + i % 250) as u8)
+/// Source address of session `i` of the many-sessions load: A.B.x.y,
+/// from A.B.1.1 on.
+fn session_source(net: [u8; 2], i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(net[0], net[1], (1 + i / 250) as u8, (1 + i % 250) as u8)
 }
 
 /// Many sessions, each announcing `per` distinct /24s of its own in one
 /// UPDATE (ORIGIN IGP, AS_PATH [65001], NEXT_HOP itself), then End-of-RIB.
-fn many_sessions(sessions: usize, per: usize) -> Result<Encoded> {
+fn many_sessions(net: [u8; 2], sessions: usize, per: usize) -> Result<Encoded> {
     let started = Instant::now();
     let mut feeds = Vec::with_capacity(sessions);
     let mut updates = 0;
     let mut total = 0;
     for i in 0..sessions {
-        let source = session_source(i);
+        let source = session_source(net, i);
         let attrs = PathAttributes {
             origin: Some(Origin::Igp),
             as_path: Some(AsPath::sequence([FEEDER_AS])),
@@ -1008,8 +1020,11 @@ pub fn bgp(args: BgpBenchArgs) -> Result<()> {
             eprintln!("bench bgp: encoding the {} load ...", name_of(load));
         }
         let encoded = match load {
-            Load::FullTable => full_table(args.prefixes, Ipv4Addr::new(127, 0, 0, 2))?,
-            _ => many_sessions(args.sessions, args.per_session)?,
+            Load::FullTable => full_table(
+                args.prefixes,
+                Ipv4Addr::new(args.source_net[0], args.source_net[1], 0, 2),
+            )?,
+            _ => many_sessions(args.source_net, args.sessions, args.per_session)?,
         };
         if progress {
             eprintln!(
