@@ -541,6 +541,18 @@ fn proc_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
+/// CPU time (user + system) a process has used, from /proc/PID/stat.
+fn proc_cpu_s(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = s.get(s.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    Some(ticks / if hz > 0 { hz as f64 } else { 100.0 })
+}
+
 // ----- One run --------------------------------------------------------------
 
 /// One run of one load.
@@ -568,6 +580,11 @@ struct Run {
     peak_rss_mib: HashMap<String, f64>,
     /// Sum of `peak_rss_mib`.
     peak_rss_total_mib: f64,
+    /// CPU seconds (user + system) each process watched used during the
+    /// run, from the session setup until every count was reached.
+    cpu_s: HashMap<String, f64>,
+    /// Sum of `cpu_s`.
+    cpu_total_s: f64,
     /// Every count reached every prefix.
     all_arrived: bool,
     polls: u64,
@@ -590,6 +607,11 @@ fn feed(load: &Encoded, target: &Target, args: &BgpBenchArgs) -> Result<Run> {
     let failure: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
 
+    let cpu_before: HashMap<String, f64> = target
+        .pids
+        .iter()
+        .filter_map(|(n, p)| Some((n.clone(), proc_cpu_s(*p)?)))
+        .collect();
     // Open every session, a bounded number at a time.
     let t_open = Instant::now();
     let writers: Vec<OwnedWriteHalf> = runtime.block_on(async {
@@ -705,6 +727,18 @@ fn feed(load: &Encoded, target: &Target, args: &BgpBenchArgs) -> Result<Run> {
     let waited = waiter
         .join()
         .map_err(|_| anyhow!("the poller thread panicked"))?;
+    // Memory and CPU now: closing the sessions makes the router withdraw
+    // everything, which is not part of ingesting.
+    let mut peak = HashMap::new();
+    let mut cpu = HashMap::new();
+    for (name, pid) in &target.pids {
+        if let (Some(after), Some(before)) = (proc_cpu_s(*pid), cpu_before.get(name)) {
+            cpu.insert(name.clone(), after - before);
+        }
+        if let Some(kib) = proc_kib(*pid, "VmHWM") {
+            peak.insert(name.clone(), kib as f64 / 1024.0);
+        }
+    }
     send_result?;
     let failed = failure.lock().unwrap_or_else(|p| p.into_inner()).clone();
     // Closing now is not a failure.
@@ -720,12 +754,6 @@ fn feed(load: &Encoded, target: &Target, args: &BgpBenchArgs) -> Result<Run> {
     let all_arrived = waited.reached.iter().all(Option::is_some);
     let end = headline.unwrap_or_else(Instant::now);
     let since_established = end.duration_since(t_established).as_secs_f64();
-    let mut peak = HashMap::new();
-    for (name, pid) in &target.pids {
-        if let Some(kib) = proc_kib(*pid, "VmHWM") {
-            peak.insert(name.clone(), kib as f64 / 1024.0);
-        }
-    }
     Ok(Run {
         since_first_byte_s: end.duration_since(t_open).as_secs_f64(),
         since_established_s: since_established,
@@ -745,6 +773,8 @@ fn feed(load: &Encoded, target: &Target, args: &BgpBenchArgs) -> Result<Run> {
         prefixes_per_s: load.prefixes as f64 / since_established.max(1e-9),
         peak_rss_total_mib: peak.values().sum(),
         peak_rss_mib: peak,
+        cpu_total_s: cpu.values().sum(),
+        cpu_s: cpu,
         all_arrived,
         polls: waited.polls,
     })
@@ -904,6 +934,7 @@ struct Median {
     prefixes_per_s: f64,
     peak_rss_mib: HashMap<String, f64>,
     peak_rss_total_mib: f64,
+    cpu_total_s: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -978,6 +1009,7 @@ fn medians(runs: &[Run]) -> Median {
         prefixes_per_s: m(&|r| r.prefixes_per_s),
         peak_rss_total_mib: m(&|r| r.peak_rss_total_mib),
         peak_rss_mib: peak,
+        cpu_total_s: m(&|r| r.cpu_total_s),
     }
 }
 

@@ -47,6 +47,10 @@ use crate::config::{Config, PeerAs, Session};
 use crate::rib::policy::{ForwardingPolicies, ImportPolicy};
 use crate::rib::{MaxPrefix, PeerId, PeerInfo, Rib, RibConfig, SessionCommand};
 
+/// The longest the owner task keeps taking a burst of session events
+/// before applying what it has to the FIB.
+const BURST_MAX: Duration = Duration::from_millis(20);
+
 /// One FIB batch the router applied, for listeners such as the demo.
 #[derive(Debug, Clone)]
 pub struct FibBatch {
@@ -370,8 +374,25 @@ impl Owner {
                 ev = events.recv() => {
                     let Some(ev) = ev else { break };
                     self.on_session(ev).await;
-                    while let Ok(ev) = events.try_recv() {
-                        self.on_session(ev).await;
+                    let mut handled = 1;
+                    let burst = Instant::now();
+                    loop {
+                        while let Ok(ev) = events.try_recv() {
+                            self.on_session(ev).await;
+                            handled += 1;
+                        }
+                        // In a burst (a table arriving), let the session task
+                        // queue more before writing the FIB, so it is written
+                        // in fewer, larger batches; a lone event (a BFD
+                        // failure, one withdrawal) is applied at once, and a
+                        // burst at least every BURST_MAX.
+                        if handled < 2 || burst.elapsed() >= BURST_MAX {
+                            break;
+                        }
+                        tokio::task::yield_now().await;
+                        if events.is_empty() {
+                            break;
+                        }
                     }
                 }
                 Some(q) = queries.recv() => self.answer(q).await,
@@ -476,7 +497,11 @@ impl Owner {
                 if let Err(e) = self.rib.apply_update(id, &decoded, now) {
                     tracing::warn!(peer = %addr, "UPDATE not applied: {e}");
                 }
-                self.causes.push(format!("UPDATE from {addr}"));
+                // Causes are for FIB listeners only; skip the allocation
+                // per UPDATE when nobody listens.
+                if self.listener.is_some() {
+                    self.causes.push(format!("UPDATE from {addr}"));
+                }
             }
             SessionEventKind::EndOfRib(family) => {
                 let eor = DecodedUpdate {
