@@ -712,7 +712,7 @@ fn feed(load: &Encoded, target: &Target, args: &BgpBenchArgs) -> Result<Run> {
     });
     let t_sent = Instant::now();
     // Keep the sockets open (and drained) until the poller is done.
-    let waited = runtime.block_on(async {
+    runtime.block_on(async {
         loop {
             if waiter.is_finished() {
                 break;
@@ -723,7 +723,6 @@ fn feed(load: &Encoded, target: &Target, args: &BgpBenchArgs) -> Result<Run> {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
-    let () = waited;
     let waited = waiter
         .join()
         .map_err(|_| anyhow!("the poller thread panicked"))?;
@@ -1165,7 +1164,7 @@ fn summary(r: &Report) -> String {
         r.machine.cpu_model.as_deref().unwrap_or("unknown CPU")
     );
     s.push_str(&format!(
-        "{:<14} {:>8} {:>9} {:>8} {:>5} {:>10} {:>11} {:>9} {:>11} {:>12} {:>9}\n",
+        "{:<14} {:>8} {:>9} {:>8} {:>5} {:>10} {:>11} {:>9} {:>11} {:>12} {:>7} {:>9}\n",
         "load",
         "sessions",
         "prefixes",
@@ -1176,12 +1175,13 @@ fn summary(r: &Report) -> String {
         "setup s",
         "UPDATEs/s",
         "prefixes/s",
+        "CPU s",
         "peak MiB"
     ));
     for l in &r.loads {
         let m = &l.median;
         s.push_str(&format!(
-            "{:<14} {:>8} {:>9} {:>8} {:>5} {:>9.3}s {:>10.3}s {:>9.3} {:>11.0} {:>12.0} {:>9.1}\n",
+            "{:<14} {:>8} {:>9} {:>8} {:>5} {:>9.3}s {:>10.3}s {:>9.3} {:>11.0} {:>12.0} {:>7.2} {:>9.1}\n",
             l.load,
             l.sessions,
             l.prefixes,
@@ -1192,12 +1192,13 @@ fn summary(r: &Report) -> String {
             m.session_setup_s,
             m.updates_per_s,
             m.prefixes_per_s,
+            m.cpu_total_s,
             m.peak_rss_total_mib
         ));
     }
     s.push_str(&format!(
         "\nMedians. Times end when the {} count holds every prefix; \"since est\" starts when every \
-         session is Established (the first UPDATE byte), \"since 1st B\" at the first OPEN byte.\n",
+         session is Established (the first UPDATE byte), \"since 1st B\" at the first OPEN byte. CPU s and peak MiB are the router's (/proc).\n",
         r.loads.first().map_or("FIB", |l| l.headline.as_str())
     ));
     s
