@@ -27,7 +27,7 @@ pub struct RouterArgs {
     config: Option<PathBuf>,
     /// Listen for BGP here instead of the file's [router] listen addresses
     /// (repeatable).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, visible_alias = "listen", value_name = "ADDR")]
     bgp_listen: Vec<SocketAddr>,
     /// Serve the management API here instead of the file's [api] listen.
     #[arg(long, value_name = "ADDR")]
@@ -43,6 +43,7 @@ pub fn router(args: RouterArgs) -> Result<()> {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
+    raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -80,6 +81,22 @@ async fn wait_for_signal() {
         }
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Many BGP sessions need many descriptors: raise the soft limit to the
+/// hard one.
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
 }

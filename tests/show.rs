@@ -129,6 +129,9 @@ async fn owner(mut rx: mpsc::Receiver<Query>) {
                     Err(format!("{peer} has no established session"))
                 });
             }
+            Query::Counts(tx) => {
+                let _ = tx.send(Default::default());
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 //! that the comparison report and the emulator feed through the hashing code.
 
 pub mod emulator;
+pub mod fasthash;
 pub mod fib;
 pub mod io;
 pub mod neigh;

@@ -11,6 +11,7 @@
 //! | `GET /api/v1/bgp/summary` | [`view::BgpSummary`]          |
 //! | `GET /api/v1/bgp/routes`  | `Vec<`[`view::RouteEntry`]`>`, `?prefix=` filters |
 //! | `GET /api/v1/fib`         | [`view::FibView`]             |
+//! | `GET /api/v1/counts`      | [`view::Counts`] (cheap: for polling) |
 //! | `GET /api/v1/bfd/peers`   | `Vec<`[`view::BfdPeerView`]`>` |
 //! | `GET /metrics`            | Prometheus text format        |
 //! | `POST /api/v1/bgp/refresh?peer=ADDR` | ROUTE-REFRESH to a neighbour: the families asked |
@@ -29,7 +30,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
-use view::{ApiError, BfdPeerView, BgpSummary, FibView, RouteEntry};
+use view::{ApiError, BfdPeerView, BgpSummary, Counts, FibView, RouteEntry};
 
 /// A question for the task that owns the router's state.
 #[derive(Debug)]
@@ -41,6 +42,9 @@ pub enum Query {
     BgpRoutes(Option<String>, oneshot::Sender<Vec<RouteEntry>>),
     /// `show fib`.
     Fib(oneshot::Sender<FibView>),
+    /// How many prefixes the RIB and routes the FIB hold, without listing
+    /// them (cheap enough to poll while a full table loads).
+    Counts(oneshot::Sender<Counts>),
     /// `show bfd peers`.
     BfdPeers(oneshot::Sender<Vec<BfdPeerView>>),
     /// Prometheus exposition text.
@@ -121,6 +125,7 @@ pub fn router(queries: mpsc::Sender<Query>) -> Router {
         .route("/api/v1/bgp/summary", get(bgp_summary))
         .route("/api/v1/bgp/routes", get(bgp_routes))
         .route("/api/v1/fib", get(fib))
+        .route("/api/v1/counts", get(counts))
         .route("/api/v1/bfd/peers", get(bfd_peers))
         .route("/metrics", get(metrics))
         .route("/api/v1/bgp/refresh", axum::routing::post(refresh))
@@ -184,6 +189,13 @@ async fn fib(State(q): State<mpsc::Sender<Query>>) -> Response {
     }
 }
 
+async fn counts(State(q): State<mpsc::Sender<Query>>) -> Response {
+    match ask(&q, Query::Counts).await {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => r,
+    }
+}
+
 async fn bfd_peers(State(q): State<mpsc::Sender<Query>>) -> Response {
     match ask(&q, Query::BfdPeers).await {
         Ok(v) => Json(v).into_response(),
@@ -227,7 +239,7 @@ async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
         Json(ApiError {
-            error: "no such endpoint: try /api/v1/bgp/summary, /api/v1/bgp/routes, /api/v1/fib, /api/v1/bfd/peers or /metrics".into(),
+            error: "no such endpoint: try /api/v1/bgp/summary, /api/v1/bgp/routes, /api/v1/fib, /api/v1/counts, /api/v1/bfd/peers or /metrics".into(),
         }),
     )
         .into_response()

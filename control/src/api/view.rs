@@ -171,3 +171,14 @@ pub struct ApiError {
     /// One sentence.
     pub error: String,
 }
+
+/// `GET /api/v1/counts`: sizes only, answered in constant time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Prefixes the RIB holds.
+    pub rib_prefixes: u64,
+    /// Routes in the FIB.
+    pub fib_routes: u64,
+    /// Nexthop groups in the FIB.
+    pub fib_groups: u64,
+}

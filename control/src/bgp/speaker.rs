@@ -509,8 +509,10 @@ async fn write_message(stream: &mut TcpStream, m: &Message) -> Result<(), String
 }
 
 /// Dial, send OPEN, read the router's OPEN, send KEEPALIVE. Returns the
-/// stream, bytes read past the OPEN, and the negotiated hold time.
-async fn connect(config: SpeakerConfig) -> Result<(TcpStream, Vec<u8>, u16), String> {
+/// stream, bytes read past the OPEN, and the negotiated hold time. Public
+/// for load generators (`ecmpd bench bgp`) that then write their own
+/// pre-encoded UPDATEs.
+pub async fn connect(config: SpeakerConfig) -> Result<(TcpStream, Vec<u8>, u16), String> {
     let socket = match config.router {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),

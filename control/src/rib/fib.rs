@@ -21,7 +21,9 @@
 //! shares one, so a prefix costs a 4-octet set id here. An address's
 //! reference count is the number of distinct sets holding it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use dataplane::fasthash::FastMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 
@@ -55,9 +57,9 @@ struct SetSlot {
 pub(crate) struct FibState {
     /// Slot `id - 1` of each set.
     slots: Vec<SetSlot>,
-    by_addrs: HashMap<Box<[IpAddr]>, SetId>,
+    by_addrs: FastMap<Box<[IpAddr]>, SetId>,
     free_slots: Vec<SetId>,
-    members: HashMap<IpAddr, MemberEntry>,
+    members: FastMap<IpAddr, MemberEntry>,
     retired: VecDeque<(IpAddr, u32)>,
     free_ids: Vec<MemberId>,
     next_id: MemberId,

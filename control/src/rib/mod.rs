@@ -99,11 +99,11 @@ pub mod path;
 pub mod policy;
 mod table;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dataplane::fasthash::FastMap;
 use dataplane::fib::table::{FibUpdate, Prefix};
 use hashing::MemberId;
 
@@ -506,7 +506,7 @@ pub struct RouteView<'a> {
 #[derive(Debug)]
 pub struct Rib {
     config: RibConfig,
-    peers: HashMap<PeerId, PeerState>,
+    peers: FastMap<PeerId, PeerState>,
     table: PrefixTable<Dest>,
     attrs: Interner<RouteAttrs>,
     fib: FibState,
@@ -521,7 +521,7 @@ impl Rib {
     pub fn new(config: RibConfig) -> Self {
         Rib {
             config,
-            peers: HashMap::new(),
+            peers: FastMap::default(),
             table: PrefixTable::default(),
             attrs: Interner::default(),
             fib: FibState::default(),
@@ -1275,7 +1275,7 @@ fn prefix_order(p: &Prefix) -> (u8, u128, u8) {
 }
 
 /// The decision process over one prefix's paths.
-fn select(peers: &HashMap<PeerId, PeerState>, config: &RibConfig, paths: &[Path]) -> Selection {
+fn select(peers: &FastMap<PeerId, PeerState>, config: &RibConfig, paths: &[Path]) -> Selection {
     let cands: Vec<Candidate> = paths
         .iter()
         .enumerate()

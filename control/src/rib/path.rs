@@ -7,10 +7,11 @@
 //! and a path holds two pointers (as received, and after import policy;
 //! the same one when policy changed nothing).
 
-use std::collections::HashSet;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
+
+use dataplane::fasthash::FastSet;
 
 use crate::bgp::wire::attrs::{Origin, PathAttributes};
 
@@ -118,14 +119,14 @@ impl Path {
 /// doubled since the last collection, so the cost is amortised.
 #[derive(Debug)]
 pub(crate) struct Interner<T: Hash + Eq> {
-    set: HashSet<Arc<T>>,
+    set: FastSet<Arc<T>>,
     collect_at: usize,
 }
 
 impl<T: Hash + Eq> Default for Interner<T> {
     fn default() -> Self {
         Interner {
-            set: HashSet::new(),
+            set: FastSet::default(),
             collect_at: 1024,
         }
     }

@@ -3,23 +3,23 @@
 //! bucket), since a full table holds about a million entries and the map
 //! holds up to twice as many buckets.
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use dataplane::fasthash::FastMap;
 use dataplane::fib::table::Prefix;
 
 /// A map from prefix to `V`.
 #[derive(Debug)]
 pub(crate) struct PrefixTable<V> {
-    v4: HashMap<(u32, u8), V>,
-    v6: HashMap<([u8; 16], u8), V>,
+    v4: FastMap<(u32, u8), V>,
+    v6: FastMap<([u8; 16], u8), V>,
 }
 
 impl<V> Default for PrefixTable<V> {
     fn default() -> Self {
         PrefixTable {
-            v4: HashMap::new(),
-            v6: HashMap::new(),
+            v4: FastMap::default(),
+            v6: FastMap::default(),
         }
     }
 }

@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::api::view::{
-    BfdDownView, BfdPeerView, BgpSummary, FibMember, FibRoute, FibView, NeighbourSummary,
+    BfdDownView, BfdPeerView, BgpSummary, Counts, FibMember, FibRoute, FibView, NeighbourSummary,
     PathView as ApiPath, RouteEntry,
 };
 use crate::api::{ApiServer, ApiStartError, Query};
@@ -48,6 +48,10 @@ use crate::bgp::wire::{AfiSafi, DecodedUpdate, Outcome, RouteRefreshSubtype, Upd
 use crate::config::{Config, PeerAs, Session};
 use crate::rib::policy::{ForwardingPolicies, ImportPolicy};
 use crate::rib::{MaxPrefix, PeerId, PeerInfo, Rib, RibConfig, SessionCommand};
+
+/// The longest the owner task keeps taking a burst of session events
+/// before applying what it has to the FIB.
+const BURST_MAX: Duration = Duration::from_millis(20);
 
 /// One FIB batch the router applied, for listeners such as the demo.
 #[derive(Debug, Clone)]
@@ -389,8 +393,25 @@ impl Owner {
                 ev = events.recv() => {
                     let Some(ev) = ev else { break };
                     self.on_session(ev).await;
-                    while let Ok(ev) = events.try_recv() {
-                        self.on_session(ev).await;
+                    let mut handled = 1;
+                    let burst = Instant::now();
+                    loop {
+                        while let Ok(ev) = events.try_recv() {
+                            self.on_session(ev).await;
+                            handled += 1;
+                        }
+                        // In a burst (a table arriving), let the session task
+                        // queue more before writing the FIB, so it is written
+                        // in fewer, larger batches; a lone event (a BFD
+                        // failure, one withdrawal) is applied at once, and a
+                        // burst at least every BURST_MAX.
+                        if handled < 2 || burst.elapsed() >= BURST_MAX {
+                            break;
+                        }
+                        tokio::task::yield_now().await;
+                        if events.is_empty() {
+                            break;
+                        }
                     }
                 }
                 Some(q) = queries.recv() => self.answer(q).await,
@@ -521,7 +542,11 @@ impl Owner {
                 if let Err(e) = self.rib.apply_update(id, &decoded, now) {
                     tracing::warn!(peer = %addr, "UPDATE not applied: {e}");
                 }
-                self.causes.push(format!("UPDATE from {addr}"));
+                // Causes are for FIB listeners only; skip the allocation
+                // per UPDATE when nobody listens.
+                if self.listener.is_some() {
+                    self.causes.push(format!("UPDATE from {addr}"));
+                }
             }
             SessionEventKind::EndOfRib(family) => {
                 let eor = DecodedUpdate {
@@ -782,6 +807,13 @@ impl Owner {
             }
             Query::Fib(tx) => {
                 let _ = tx.send(self.fib_view());
+            }
+            Query::Counts(tx) => {
+                let _ = tx.send(Counts {
+                    rib_prefixes: self.rib.len() as u64,
+                    fib_routes: self.fib.route_count() as u64,
+                    fib_groups: self.fib.group_count() as u64,
+                });
             }
             Query::BfdPeers(tx) => {
                 let _ = tx.send(self.bfd_view().await);

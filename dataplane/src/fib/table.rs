@@ -80,7 +80,7 @@
 //! writes of the batch are undone, the previous table is published again and
 //! the error returned; readers may have seen the batch for that moment.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -98,6 +98,7 @@ use hashing::{
 use super::lpm4::{self, Lpm4Config, Lpm4Reader, Lpm4Writer};
 use super::lpm6::{self, Lpm6Config, Lpm6Reader, Lpm6Writer};
 use super::FibError;
+use crate::fasthash::{FastMap, FastSet};
 use crate::tracker::{GroupChange, GroupId};
 
 /// Default for [`FibConfig::grace`].
@@ -453,9 +454,9 @@ pub fn new(config: FibConfig) -> (FibWriter, FibReader) {
         v4: w4,
         v6: w6,
         table,
-        routes: HashMap::new(),
+        routes: FastMap::default(),
         groups: Vec::new(),
-        intern: HashMap::new(),
+        intern: FastMap::default(),
         free_ids: Vec::new(),
         max_groups: config
             .max_groups
@@ -628,7 +629,7 @@ struct Entry {
     group: Arc<NexthopGroup>,
     refs: u32,
     /// Sets that routes of this group moved to, and the group derived for each.
-    derived: HashMap<Vec<Nexthop>, GroupId>,
+    derived: FastMap<Vec<Nexthop>, GroupId>,
     /// The group this one was derived from.
     parent: Option<GroupId>,
 }
@@ -648,9 +649,9 @@ pub struct FibWriter {
     v4: Lpm4Writer,
     v6: Lpm6Writer,
     table: Arc<ArcSwap<GroupTable>>,
-    routes: HashMap<Prefix, GroupId>,
+    routes: FastMap<Prefix, GroupId>,
     groups: Vec<Option<Entry>>,
-    intern: HashMap<Key, GroupId>,
+    intern: FastMap<Key, GroupId>,
     free_ids: Vec<GroupId>,
     max_groups: u32,
     default_policy: GroupPolicy,
@@ -677,11 +678,16 @@ impl fmt::Debug for FibWriter {
 struct Batch {
     undo: Vec<Undo>,
     /// Per (group, set): routes of the group still to be moved to the set.
-    pending: HashMap<(GroupId, Vec<Nexthop>), u32>,
+    pending: FastMap<(GroupId, Vec<Nexthop>), u32>,
     lpm: Vec<(Prefix, Option<GroupId>)>,
     applied: Applied,
     /// Derived groups whose derivation this batch already announced.
-    announced: HashSet<GroupId>,
+    announced: FastSet<GroupId>,
+    /// The last key `intern_or_create` found interned, and its group: a
+    /// batch's routes mostly share a few sets, so most lookups are a
+    /// compare instead of hashing the key. Cleared when the intern map
+    /// changes.
+    last_intern: Option<(Key, GroupId)>,
 }
 
 impl FibWriter {
@@ -741,10 +747,11 @@ impl FibWriter {
         let saved_live = self.live;
         let mut batch = Batch {
             undo: Vec::new(),
-            pending: HashMap::new(),
+            pending: FastMap::default(),
             lpm: Vec::new(),
             applied: Applied::default(),
-            announced: HashSet::new(),
+            announced: FastSet::default(),
+            last_intern: None,
         };
         let staged = self
             .resolve(updates, &mut batch)
@@ -945,10 +952,12 @@ impl FibWriter {
         batch: &mut Batch,
     ) -> Result<Vec<(Prefix, Option<Key>)>, FibTableError> {
         let mut order: Vec<Prefix> = Vec::new();
-        let mut intents: HashMap<Prefix, Option<Key>> = HashMap::new();
+        let mut intents: FastMap<Prefix, Option<Key>> = FastMap::default();
+        let mut last: Option<(&[Nexthop], Option<GroupPolicy>, Key)> = None;
         for (index, update) in updates.iter().enumerate() {
             let (prefix, intent) = match update {
                 FibUpdate::SetDefaultPolicy(p) => {
+                    last = None;
                     batch.undo.push(Undo::DefaultPolicy(self.default_policy));
                     self.default_policy = *p;
                     continue;
@@ -960,6 +969,17 @@ impl FibWriter {
                     policy,
                 } => {
                     let prefix = normalize(index, prefix)?;
+                    // Routes of a batch mostly share a few nexthop sets:
+                    // sort and validate each set once.
+                    if let Some((n, p, key)) = &last {
+                        if *n == &nexthops[..] && p == policy {
+                            if intents.insert(prefix, Some(key.clone())).is_none() {
+                                order.push(prefix);
+                            }
+                            continue;
+                        }
+                    }
+                    let given = policy;
                     let policy = policy.unwrap_or(self.default_policy);
                     let mut set = nexthops.clone();
                     set.sort_by_key(|n| n.id);
@@ -971,6 +991,9 @@ impl FibWriter {
                             source,
                         }
                     })?;
+                    if !set.is_empty() {
+                        last = Some((&nexthops[..], *given, (policy, set.clone())));
+                    }
                     (prefix, (!set.is_empty()).then_some((policy, set)))
                 }
             };
@@ -1072,7 +1095,7 @@ impl FibWriter {
                 let entry = Entry {
                     group: Arc::new(NexthopGroup { id: d, ..derived }),
                     refs: 1,
-                    derived: HashMap::new(),
+                    derived: FastMap::default(),
                     parent: Some(g),
                 };
                 self.put_entry(d, Some(entry), batch);
@@ -1110,9 +1133,17 @@ impl FibWriter {
         batch: &mut Batch,
     ) -> Result<GroupId, FibTableError> {
         let key = (policy, set);
+        if let Some((last, id)) = &batch.last_intern {
+            if *last == key && self.entry(*id).is_some() {
+                let id = *id;
+                self.add_ref(id, batch);
+                return Ok(id);
+            }
+        }
         if let Some(&id) = self.intern.get(&key) {
             if self.entry(id).is_some() {
                 self.add_ref(id, batch);
+                batch.last_intern = Some((key, id));
                 return Ok(id);
             }
         }
@@ -1137,7 +1168,7 @@ impl FibWriter {
         let entry = Entry {
             group: Arc::new(group),
             refs: 1,
-            derived: HashMap::new(),
+            derived: FastMap::default(),
             parent: None,
         };
         self.put_entry(id, Some(entry), batch);
@@ -1224,6 +1255,7 @@ impl FibWriter {
     }
 
     fn set_intern(&mut self, key: Key, id: Option<GroupId>, batch: &mut Batch) {
+        batch.last_intern = None;
         let previous = match id {
             Some(id) => self.intern.insert(key.clone(), id),
             None => self.intern.remove(&key),

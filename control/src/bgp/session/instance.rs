@@ -239,12 +239,38 @@ impl Instance {
                         if let Some(ev) = self.pending.pop_front() {
                             permit.send(ev);
                         }
+                        // Hand over whatever else fits without waiting: one
+                        // wake-up of the RIB task per burst, not per event.
+                        while let Some(ev) = self.pending.pop_front() {
+                            match events.try_send(ev) {
+                                Ok(()) => {}
+                                Err(mpsc::error::TrySendError::Full(ev)) => {
+                                    self.pending.push_front(ev);
+                                    break;
+                                }
+                                Err(mpsc::error::TrySendError::Closed(_)) => {
+                                    self.pending.clear();
+                                    break;
+                                }
+                            }
+                        }
                     }
                     // Nobody listens any more; the sessions run on.
                     Err(_) => self.pending.clear(),
                 },
                 ev = io.recv(), if reading => match ev {
-                    Some(ev) => self.io_event(ev),
+                    Some(ev) => {
+                        self.io_event(ev);
+                        // Take what else is waiting (a table arriving) before
+                        // going round the loop, which recomputes every
+                        // session's next deadline.
+                        while self.pending.len() < MAX_PENDING {
+                            match io.try_recv() {
+                                Ok(ev) => self.io_event(ev),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => break,
                 },
                 cmd = commands.recv() => match cmd {

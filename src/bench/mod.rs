@@ -8,6 +8,8 @@
 //! processes the batch, and clears tx (standing in for transmit). The clock
 //! is read once per batch, here in the harness; the pipeline reads none.
 
+mod bgp;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -63,6 +65,7 @@ pub struct BenchArgs {
 #[derive(Subcommand, Debug)]
 enum BenchTarget {
     Dataplane(DataplaneArgs),
+    Bgp(bgp::BgpBenchArgs),
 }
 
 /// Whether the pipeline feeds the flow tracker.
@@ -183,6 +186,7 @@ fn seconds(s: &str) -> Result<f64, String> {
 pub fn bench(args: BenchArgs) -> Result<()> {
     match args.target {
         BenchTarget::Dataplane(args) => dataplane(args),
+        BenchTarget::Bgp(args) => bgp::bgp(args),
     }
 }
 
@@ -244,13 +248,13 @@ struct Run {
 }
 
 #[derive(Clone, Debug, Serialize)]
-struct Machine {
-    nproc: usize,
-    cpu_model: Option<String>,
+pub(crate) struct Machine {
+    pub(crate) nproc: usize,
+    pub(crate) cpu_model: Option<String>,
 }
 
 impl Machine {
-    fn detect() -> Self {
+    pub(crate) fn detect() -> Self {
         let cpu_model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("model name"))
