@@ -49,7 +49,6 @@ fn path(peer: &str, best: bool) -> PathView {
         multipath: true,
         stale: false,
         filtered: false,
-        age_secs: 5,
     }
 }
 

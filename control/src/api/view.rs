@@ -90,8 +90,6 @@ pub struct PathView {
     pub stale: bool,
     /// Refused by import policy, kept for inspection only.
     pub filtered: bool,
-    /// Seconds since the path was learned.
-    pub age_secs: u64,
 }
 
 /// `show fib`: what the data plane forwards with.

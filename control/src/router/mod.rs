@@ -913,8 +913,6 @@ impl Owner {
                 .ok()
                 .or_else(|| f.parse::<IpAddr>().ok().map(Prefix::host))
         });
-        let now = self.now();
-        let _ = now;
         self.rib
             .routes()
             .filter(|r| filter.map_or(true, |f| f.covers(&r.prefix) || r.prefix.covers(&f)))
@@ -953,7 +951,6 @@ impl Owner {
                             multipath: p.multipath,
                             stale: p.stale,
                             filtered: p.filtered.is_some(),
-                            age_secs: 0,
                         }
                     })
                     .collect();
