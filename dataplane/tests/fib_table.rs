@@ -569,6 +569,46 @@ fn validation_errors_leave_the_fib_unchanged() {
 }
 
 #[test]
+fn a_refused_batch_drops_the_references_it_added() {
+    let (mut w, _r) = fib();
+    w.apply(&[set("203.0.113.1/32", &[1, 2])], 0).unwrap();
+    let g = w.route(p("203.0.113.1/32")).unwrap();
+    let bad_param = set_with(
+        "203.0.113.9/32",
+        &[1, 2],
+        GroupPolicy {
+            algorithm: Algorithm::Maglev,
+            params: hashing::SelectorParams {
+                maglev_table_size: 100,
+                ..Default::default()
+            },
+            ..GroupPolicy::default()
+        },
+    );
+    // Two routes join `g`, then the batch is refused.
+    let batch = [
+        set("203.0.113.2/32", &[1, 2]),
+        set("203.0.113.3/32", &[2, 1]),
+        bad_param,
+    ];
+    w.apply(&batch, SEC).unwrap_err();
+    assert_eq!(w.group_refs(g), 1);
+    assert_eq!(w.route(p("203.0.113.2/32")), None);
+    assert_eq!(w.group_count(), 1);
+    // Releasing the one route frees the group.
+    let applied = w
+        .apply(
+            &[FibUpdate::RemoveRoute {
+                prefix: p("203.0.113.1/32"),
+            }],
+            2 * SEC,
+        )
+        .unwrap();
+    assert_eq!(applied.freed, vec![g]);
+    assert_eq!(w.group_count(), 0);
+}
+
+#[test]
 fn an_lpm_refusal_rolls_the_batch_back() {
     let (mut w, r) = table::new(FibConfig {
         lpm4: Lpm4Config { tbl8_groups: 1 },

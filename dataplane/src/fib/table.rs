@@ -636,10 +636,17 @@ struct Entry {
 
 type Key = (GroupPolicy, Vec<Nexthop>);
 
+/// A batch resolved: each touched prefix with the index of its final
+/// (policy, set) in the batch's distinct keys (None: remove), in
+/// first-touch order; and those keys.
+type Resolved = (Vec<(Prefix, Option<usize>)>, Vec<Key>);
+
 /// Inverse operations of a batch being staged.
 enum Undo {
     Route(Prefix, Option<GroupId>),
     Group(GroupId, Option<Entry>),
+    /// One reference added to a live group (undone by dropping it).
+    AddRef(GroupId),
     Intern(Key, Option<GroupId>),
     DefaultPolicy(GroupPolicy),
 }
@@ -755,7 +762,7 @@ impl FibWriter {
         };
         let staged = self
             .resolve(updates, &mut batch)
-            .and_then(|intents| self.stage(intents, now, &mut batch));
+            .and_then(|(intents, keys)| self.stage(intents, &keys, now, &mut batch));
         if let Err(e) = staged {
             self.rollback(batch.undo, saved_len, saved_free, saved_live);
             return Err(e);
@@ -929,6 +936,11 @@ impl FibWriter {
                         *slot = entry;
                     }
                 }
+                Undo::AddRef(id) => {
+                    if let Some(Some(e)) = self.groups.get_mut(id as usize) {
+                        e.refs = e.refs.saturating_sub(1);
+                    }
+                }
                 Undo::Intern(k, Some(id)) => {
                     self.intern.insert(k, id);
                 }
@@ -950,10 +962,12 @@ impl FibWriter {
         &mut self,
         updates: &[FibUpdate],
         batch: &mut Batch,
-    ) -> Result<Vec<(Prefix, Option<Key>)>, FibTableError> {
+    ) -> Result<Resolved, FibTableError> {
         let mut order: Vec<Prefix> = Vec::new();
-        let mut intents: FastMap<Prefix, Option<Key>> = FastMap::default();
-        let mut last: Option<(&[Nexthop], Option<GroupPolicy>, Key)> = None;
+        // Each distinct set is kept once; intents refer to it by index.
+        let mut keys: Vec<Key> = Vec::new();
+        let mut intents: FastMap<Prefix, Option<usize>> = FastMap::default();
+        let mut last: Option<(&[Nexthop], Option<GroupPolicy>, usize)> = None;
         for (index, update) in updates.iter().enumerate() {
             let (prefix, intent) = match update {
                 FibUpdate::SetDefaultPolicy(p) => {
@@ -973,7 +987,7 @@ impl FibWriter {
                     // sort and validate each set once.
                     if let Some((n, p, key)) = &last {
                         if *n == &nexthops[..] && p == policy {
-                            if intents.insert(prefix, Some(key.clone())).is_none() {
+                            if intents.insert(prefix, Some(*key)).is_none() {
                                 order.push(prefix);
                             }
                             continue;
@@ -991,10 +1005,14 @@ impl FibWriter {
                             source,
                         }
                     })?;
-                    if !set.is_empty() {
-                        last = Some((&nexthops[..], *given, (policy, set.clone())));
+                    if set.is_empty() {
+                        (prefix, None)
+                    } else {
+                        keys.push((policy, set));
+                        let k = keys.len() - 1;
+                        last = Some((&nexthops[..], *given, k));
+                        (prefix, Some(k))
                     }
-                    (prefix, (!set.is_empty()).then_some((policy, set)))
                 }
             };
             if intents.insert(prefix, intent).is_none() {
@@ -1004,7 +1022,8 @@ impl FibWriter {
         let mut out = Vec::with_capacity(order.len());
         for prefix in order {
             let intent = intents.remove(&prefix).flatten();
-            if let (Some((policy, set)), Some(&g)) = (&intent, self.routes.get(&prefix)) {
+            if let (Some(k), Some(&g)) = (intent, self.routes.get(&prefix)) {
+                let (policy, set) = &keys[k];
                 if let Some(e) = self.entry(g) {
                     if e.group.policy == *policy && e.group.nexthops != *set {
                         *batch.pending.entry((g, set.clone())).or_insert(0) += 1;
@@ -1013,35 +1032,37 @@ impl FibWriter {
             }
             out.push((prefix, intent));
         }
-        Ok(out)
+        Ok((out, keys))
     }
 
     fn stage(
         &mut self,
-        intents: Vec<(Prefix, Option<Key>)>,
+        intents: Vec<(Prefix, Option<usize>)>,
+        keys: &[Key],
         now: Nanos,
         batch: &mut Batch,
     ) -> Result<(), FibTableError> {
         for (index, (prefix, intent)) in intents.into_iter().enumerate() {
             let current = self.routes.get(&prefix).copied();
-            let Some((policy, set)) = intent else {
+            let Some(key) = intent.map(|k| &keys[k]) else {
                 if let Some(g) = current {
                     self.set_route(prefix, None, batch);
                     self.release(g, batch);
                 }
                 continue;
             };
+            let (policy, set) = (key.0, &key.1);
             let Some((g, old)) = current.and_then(|g| Some((g, self.entry(g)?.group.clone())))
             else {
-                let id = self.intern_or_create(index, prefix, policy, set, now, batch)?;
+                let id = self.intern_or_create(index, prefix, key, now, batch)?;
                 self.set_route(prefix, Some(id), batch);
                 continue;
             };
-            if old.policy == policy && old.nexthops == set {
+            if old.policy == policy && old.nexthops == *set {
                 continue;
             }
             if old.policy != policy {
-                let id = self.intern_or_create(index, prefix, policy, set, now, batch)?;
+                let id = self.intern_or_create(index, prefix, key, now, batch)?;
                 self.set_route(prefix, Some(id), batch);
                 self.release(g, batch);
                 continue;
@@ -1051,17 +1072,17 @@ impl FibWriter {
             if let Some(c) = batch.pending.get_mut(&(g, set.clone())) {
                 *c = c.saturating_sub(1);
             }
-            if let Some(d) = self.derivation(g, &set) {
+            if let Some(d) = self.derivation(g, set) {
                 // Joining: tell the tracker about the lineage (once a batch).
                 if batch.announced.insert(d) {
-                    push_change(&mut batch.applied, now, d, &old, &set, Some(g));
+                    push_change(&mut batch.applied, now, d, &old, set, Some(g));
                 }
                 self.add_ref(d, batch);
                 self.set_route(prefix, Some(d), batch);
                 self.release(g, batch);
                 continue;
             }
-            let derived = derive(&old, &set, now).map_err(|source| FibTableError::Nexthops {
+            let derived = derive(&old, set, now).map_err(|source| FibTableError::Nexthops {
                 index,
                 prefix,
                 source,
@@ -1089,7 +1110,7 @@ impl FibWriter {
                     }
                 }
                 self.put_entry(g, Some(entry), batch);
-                push_change(&mut batch.applied, now, g, &old, &set, None);
+                push_change(&mut batch.applied, now, g, &old, set, None);
             } else {
                 let d = self.alloc_id()?;
                 let entry = Entry {
@@ -1107,7 +1128,7 @@ impl FibWriter {
                 }
                 self.intern_if_vacant((policy, set.clone()), d, batch);
                 batch.announced.insert(d);
-                push_change(&mut batch.applied, now, d, &old, &set, Some(g));
+                push_change(&mut batch.applied, now, d, &old, set, Some(g));
                 self.set_route(prefix, Some(d), batch);
                 self.release(g, batch);
             }
@@ -1127,27 +1148,25 @@ impl FibWriter {
         &mut self,
         index: usize,
         prefix: Prefix,
-        policy: GroupPolicy,
-        set: Vec<Nexthop>,
+        key: &Key,
         now: Nanos,
         batch: &mut Batch,
     ) -> Result<GroupId, FibTableError> {
-        let key = (policy, set);
         if let Some((last, id)) = &batch.last_intern {
-            if *last == key && self.entry(*id).is_some() {
+            if last == key && self.entry(*id).is_some() {
                 let id = *id;
                 self.add_ref(id, batch);
                 return Ok(id);
             }
         }
-        if let Some(&id) = self.intern.get(&key) {
+        if let Some(&id) = self.intern.get(key) {
             if self.entry(id).is_some() {
                 self.add_ref(id, batch);
-                batch.last_intern = Some((key, id));
+                batch.last_intern = Some((key.clone(), id));
                 return Ok(id);
             }
         }
-        let (policy, set) = key;
+        let (policy, set) = (key.0, key.1.clone());
         let members: Vec<Member> = set.iter().map(member).collect();
         let selector = AnySelector::new(policy.algorithm, &policy.params, &members, now).map_err(
             |source| FibTableError::Nexthops {
@@ -1196,9 +1215,11 @@ impl FibWriter {
     }
 
     fn add_ref(&mut self, id: GroupId, batch: &mut Batch) {
-        if let Some(mut e) = self.take_entry(id) {
+        // In place: copying the entry for the undo log cost a clone per
+        // route joining a group.
+        if let Some(Some(e)) = self.groups.get_mut(id as usize) {
             e.refs += 1;
-            self.put_entry(id, Some(e), batch);
+            batch.undo.push(Undo::AddRef(id));
         }
     }
 
