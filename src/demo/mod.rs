@@ -368,11 +368,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
         emulation.elapsed_s
     );
     text.push_str(&report::summary_text(&emulation));
-    let blackholed: Vec<String> = emulation
-        .runs
-        .iter()
-        .map(|r| format!("{} {}", r.algorithm, r.totals.blackholed))
-        .collect();
+    let blackholed = report::runs_with(&emulation, |t| t.blackholed);
     text.push_str(&format!(
         "  Packets sent to node-d after it died, before the hold timer expired: {}.\n",
         blackholed.join(", ")

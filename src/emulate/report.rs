@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use dataplane::emulator::{StepResult, VariantRun};
+use dataplane::emulator::{StepResult, Totals, VariantRun};
 use hashing::Algorithm;
 use plotters::style::{full_palette, RGBColor};
 use serde::Serialize;
@@ -749,46 +749,38 @@ pub fn verdict(e: &Emulation) -> Vec<String> {
     if let Some(s) = balance_sentence(e) {
         out.push(s);
     }
-    let unrouted: Vec<String> = e
-        .runs
-        .iter()
-        .filter(|r| r.totals.unrouted > 0)
-        .map(|r| format!("{} {}", r.label(), num(r.totals.unrouted)))
-        .collect();
-    if !unrouted.is_empty() {
-        out.push(format!(
+    let counted = [
+        (
+            runs_with(e, |t| t.unrouted),
             "Packets that found no route (a service with every node down): {}.",
-            and_list(&unrouted)
-        ));
-    }
-    let blackholed: Vec<String> = e
-        .runs
-        .iter()
-        .filter(|r| r.totals.blackholed > 0)
-        .map(|r| format!("{} {}", r.label(), num(r.totals.blackholed)))
-        .collect();
-    if !blackholed.is_empty() {
-        out.push(format!(
+        ),
+        (
+            runs_with(e, |t| t.blackholed),
             "Packets forwarded to a node after it had died, before the router found out (a live run only): {}. They differ by how much of the traffic each algorithm had given the dead node.",
-            and_list(&blackholed)
-        ));
-    }
-    let dropped: Vec<String> = e
-        .runs
-        .iter()
-        .filter(|r| r.totals.dropped > 0)
-        .map(|r| format!("{} {}", r.label(), num(r.totals.dropped)))
-        .collect();
-    if !dropped.is_empty() {
-        out.push(format!(
+        ),
+        (
+            runs_with(e, |t| t.dropped),
             "Warning: packets dropped for another reason than a missing route (expected none): {}.",
-            and_list(&dropped)
-        ));
+        ),
+    ];
+    for (runs, sentence) in counted {
+        if !runs.is_empty() {
+            out.push(sentence.replace("{}", &and_list(&runs)));
+        }
     }
     if let Some(s) = tracker_sentence(e) {
         out.push(s);
     }
     out
+}
+
+/// `label count` for every run where `count` of its totals is not zero.
+pub fn runs_with(e: &Emulation, count: impl Fn(&Totals) -> u64) -> Vec<String> {
+    e.runs
+        .iter()
+        .filter(|r| count(&r.totals) > 0)
+        .map(|r| format!("{} {}", r.label(), num(count(&r.totals))))
+        .collect()
 }
 
 /// A few lines for the terminal: the least and most broken at each step
